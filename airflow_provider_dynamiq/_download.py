@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 CHUNK_SIZE = 1024 * 1024  # bytes per read from the response stream
 _UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-# Longest file name most file systems accept, in bytes.
+# Maximum file name length that most file systems accept, in bytes.
 _MAX_NAME_BYTES = 255
 
 

@@ -31,7 +31,7 @@ class RequirementForm(_Model):
 
 
 class RequirementSpec(_Model):
-    """What fulfils a requirement: a connection type or an action-connector app."""
+    """Fulfilment spec of a requirement: a connection type or an action-connector app."""
 
     type: str
     data: dict[str, Any] = Field(default_factory=dict)
@@ -59,7 +59,7 @@ class Requirement(_Model):
 
 
 class Readiness(BaseModel):
-    """Outcome of the readiness rule, with the warning to log when the answer looked odd."""
+    """Outcome of the readiness rule, with the warning to log when the response looked odd."""
 
     model_config = ConfigDict(frozen=True)
 

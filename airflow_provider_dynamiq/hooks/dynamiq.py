@@ -17,7 +17,7 @@ from airflow_provider_dynamiq._connection import ConnectionSettings, settings_fr
 from airflow_provider_dynamiq._download import stream_to_file
 from airflow_provider_dynamiq._logging import install_query_string_redaction
 from airflow_provider_dynamiq._responses import CallContext, api_error, parse_json, validate_model
-from airflow_provider_dynamiq._retry import RetryPolicy
+from airflow_provider_dynamiq._retry import RETRYABLE_STATUS_CODES, RetryDecision, RetryPolicy
 from airflow_provider_dynamiq._tokens import token_expiry
 from airflow_provider_dynamiq._validation import require_id, require_uuid
 from airflow_provider_dynamiq.exceptions import (
@@ -32,11 +32,11 @@ install_query_string_redaction()
 
 Target = Literal["app", "management", "storage"]
 
-#: Largest page the provider asks for when listing artifacts.
+#: Maximum page size the provider requests when listing artifacts.
 MAX_PAGE_SIZE = 100
 #: Pages read at most from one listing, against a server whose pagination never ends.
 MAX_PAGES = 10_000
-#: User id that ``test_connection`` asks the requirement status of. It only needs to be valid.
+#: User id whose requirement status ``test_connection`` requests. Any valid id works.
 TEST_CONNECTION_USER_ID = "airflow-connection-test"
 
 
@@ -132,7 +132,7 @@ class DynamiqHook(BaseHook):
     def get_requirements_status(self, user_id: str) -> RequirementsStatus:
         """Return the requirement status of end user ``user_id`` on the connection's App.
 
-        Logs a warning when the answer is ambiguous; see :meth:`RequirementsStatus.readiness`.
+        Logs a warning when the response is ambiguous; see :meth:`RequirementsStatus.readiness`.
         """
         user_id = require_id(user_id, "user_id")
         context = self._context(f"get the requirement status of user {user_id!r}", "app")
@@ -229,10 +229,10 @@ class DynamiqHook(BaseHook):
             try:
                 with self.client.stream("GET", url, follow_redirects=True) as response:
                     if response.status_code >= 400:
-                        decision = self.retry_policy.decide(attempt, idempotent=True, response=response)
+                        decision = self._after_failure(
+                            attempt, "GET", storage_host, "/<signed URL>", idempotent=True, response=response
+                        )
                         if decision.retry:
-                            self._log_retry("GET", storage_host, "/<signed URL>", attempt, f"HTTP {response.status_code}", decision.wait)
-                            self._sleep(decision.wait)
                             continue
                         # The storage body is never quoted: object stores echo the signature in it.
                         if response.status_code in (403, 410):
@@ -240,22 +240,22 @@ class DynamiqHook(BaseHook):
                         else:
                             advice = f"Not retried: {decision.reason}."
                         raise DynamiqDownloadError(
-                            f"Failed to {description}: storage host {storage_host} answered HTTP "
+                            f"Failed to {description}: storage host {storage_host} returned HTTP "
                             f"{response.status_code}. {advice}",
                             artifact_id=artifact.id,
                             status_code=response.status_code,
                         )
-                    stream_to_file(response, target, artifact_id=artifact.id, expected_size=artifact.size, description=description)
+                    stream_to_file(
+                        response, target, artifact_id=artifact.id, expected_size=artifact.size, description=description
+                    )
                     return target
             except httpx.TransportError as error:
-                decision = self.retry_policy.decide(attempt, idempotent=True, error=error)
+                decision = self._after_failure(attempt, "GET", storage_host, "/<signed URL>", idempotent=True, error=error)
                 if not decision.retry:
                     raise DynamiqTransportError(
                         f"Failed to {description} from storage host {storage_host}: "
                         f"{type(error).__name__}; {decision.reason}."
                     ) from None
-                self._log_retry("GET", storage_host, "/<signed URL>", attempt, type(error).__name__, decision.wait)
-                self._sleep(decision.wait)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the App host and, when the App id is known, the management API.
@@ -334,36 +334,50 @@ class DynamiqHook(BaseHook):
             try:
                 response = self.client.request(method, base_url + path, params=params, json=json, headers=headers)
             except httpx.TransportError as error:
-                decision = self.retry_policy.decide(attempt, idempotent=idempotent, error=error)
-                if not decision.retry:
-                    raise DynamiqTransportError(
-                        f"Failed to {context.description}: {type(error).__name__} talking to {host} "
-                        f"({decision.reason}). Check that the host is reachable and the timeout "
-                        f"({settings.timeout:g} s) is long enough."
-                    ) from None
-                self._log_retry(method, host, path, attempt, type(error).__name__, decision.wait)
-                self._sleep(decision.wait)
-                continue
+                decision = self._after_failure(attempt, method, host, path, idempotent=idempotent, error=error)
+                if decision.retry:
+                    continue
+                raise DynamiqTransportError(
+                    f"Failed to {context.description}: {type(error).__name__} talking to {host} "
+                    f"({decision.reason}). Check that the host is reachable and the timeout "
+                    f"({settings.timeout:g} s) is long enough."
+                ) from None
             if response.is_success:
                 return response
-            decision = self.retry_policy.decide(attempt, idempotent=idempotent, response=response)
+            decision = self._after_failure(attempt, method, host, path, idempotent=idempotent, response=response)
             if not decision.retry:
-                extra = "" if response.status_code not in (429, 502, 503, 504) else f"Not retried: {decision.reason}."
-                raise api_error(response, context, extra=extra)
-            self._log_retry(method, host, path, attempt, f"HTTP {response.status_code}", decision.wait)
-            self._sleep(decision.wait)
+                retryable_status = response.status_code in RETRYABLE_STATUS_CODES
+                raise api_error(response, context, extra=f"Not retried: {decision.reason}." if retryable_status else "")
 
-    def _log_retry(self, method: str, host: str, path: str, attempt: int, outcome: str, wait: float) -> None:
-        self.log.warning(
-            "%s %s on %s failed with %s (attempt %d of %d); retrying in %.1f s.",
-            method,
-            path,
-            host,
-            outcome,
-            attempt,
-            self.retry_policy.max_retries + 1,
-            wait,
-        )
+    def _after_failure(
+        self,
+        attempt: int,
+        method: str,
+        host: str,
+        path: str,
+        *,
+        idempotent: bool,
+        response: httpx.Response | None = None,
+        error: Exception | None = None,
+    ) -> RetryDecision:
+        """Ask the retry policy about a failed attempt; when it says retry, log the retry and wait."""
+        decision = self.retry_policy.decide(attempt, idempotent=idempotent, response=response, error=error)
+        if decision.retry:
+            outcome = f"HTTP {response.status_code}" if response is not None else type(error).__name__
+            self.log.warning(
+                "%s %s on %s failed with %s (attempt %d of %d); retrying in %.1f s.",
+                method,
+                path,
+                host,
+                outcome,
+                attempt,
+                self.retry_policy.max_retries + 1,
+                decision.wait,
+            )
+            if response is not None:
+                response.close()
+            self._sleep(decision.wait)
+        return decision
 
 
 def user_agent() -> str:

@@ -74,9 +74,9 @@ class DynamiqDownloadRunArtifactsOperator(_RunArtifactsOperator):
 
     Each file is streamed from its signed URL, which gets no Dynamiq credential, into a
     temporary file that is moved into place only when it is complete and has the listed size.
-    File names come from the server and are made safe: only the last path component is kept,
-    control characters are removed, and a duplicate name gets the artifact id appended, so no
-    file is written outside ``destination`` and none overwrites another of the same run.
+    File names come from the server, so they are made safe. Only the last path component is
+    kept, control characters are removed, and a duplicate name gets the artifact id appended.
+    No file is written outside ``destination``, and none overwrites another of the same run.
 
     Returns a list of ``{"id", "name", "size", "mime_type", "path"}`` where ``name`` is the
     artifact's name on the server and ``path`` the absolute local path.

@@ -187,8 +187,8 @@ class DynamiqSendConnectLinkOperator(BaseOperator):
         subject_template = _template(self.subject or DEFAULT_SUBJECT, "subject", autoescape=False)
         body_template = _template(self.html_content or DEFAULT_HTML_CONTENT, "html_content", autoescape=True)
         # Folding white space keeps a template's line breaks out of the Subject header.
-        subject = " ".join(self._render(subject_template, "subject", variables).split())
-        body = self._render(body_template, "html_content", variables)
+        subject = " ".join(self._render_email_part(subject_template, "subject", variables).split())
+        body = self._render_email_part(body_template, "html_content", variables)
 
         self._send_once(recipients, subject, body)
         self.log.info(
@@ -206,7 +206,7 @@ class DynamiqSendConnectLinkOperator(BaseOperator):
             "unsatisfied": status.unsatisfied_names(),
         }
 
-    def _render(self, template: Any, name: str, variables: dict[str, Any]) -> str:
+    def _render_email_part(self, template: Any, name: str, variables: dict[str, Any]) -> str:
         try:
             return template.render(variables)
         except TemplateError as error:

@@ -25,7 +25,7 @@ class DynamiqRequirementsSensor(BaseSensorOperator):
 
     Returns ``{"user_id": ..., "ready": True, "status": ...}`` to XCom when the user is ready.
 
-    :param user_id: the end user's id, as the App knows it (templated).
+    :param user_id: the end user's id in the App (templated).
     :param dynamiq_conn_id: Dynamiq connection id (templated), ``dynamiq_default`` by default.
 
     .. seealso:: The "DynamiqRequirementsSensor" section of the README.

@@ -194,7 +194,7 @@ def test_transport_error_after_retries_is_typed(make_hook):
         make_hook(handler).get_requirements_status("customer-7421")
 
 
-def test_unknown_status_with_empty_list_warns_and_is_ready(make_hook, capsys):
+def test_unknown_status_warns_ready(make_hook, capsys):
     hook = make_hook(lambda request: httpx.Response(200, json={"status": "all_done", "unsatisfied": []}))
     status = hook.get_requirements_status("customer-7421")
     assert status.is_complete
