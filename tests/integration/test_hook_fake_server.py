@@ -213,3 +213,13 @@ def test_httpx_debug_logs_hide_query_strings(hook, fake_server, tmp_path):
     assert artifact.download_url.get_secret_value() not in text
     assert token.token.get_secret_value() not in text
     assert fake_server.access_key not in text
+
+
+def test_retry_is_logged_without_secrets(hook, fake_server, capsys):
+    fake_server.add_fault(path="/v1/requirements/status", status=503, count=1)
+    hook.get_requirements_status(EXAMPLE_USER_ID)
+    output = capsys.readouterr().out
+    assert "GET /v1/requirements/status on 127.0.0.1" in output
+    assert "failed with HTTP 503 (attempt 1 of 4); retrying in" in output
+    assert fake_server.access_key not in output
+    assert "user_id=" not in output  # the path is logged without its query string
