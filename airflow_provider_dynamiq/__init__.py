@@ -36,15 +36,23 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_dynamiq.operators.connect",
                     "airflow_provider_dynamiq.operators.artifacts",
+                    "airflow_provider_dynamiq.operators.runs",
                 ],
             }
         ],
         "sensors": [
             {
                 "integration-name": "Dynamiq",
-                "python-modules": ["airflow_provider_dynamiq.sensors.requirements"],
+                "python-modules": [
+                    "airflow_provider_dynamiq.sensors.requirements",
+                    "airflow_provider_dynamiq.sensors.runs",
+                ],
             }
         ],
+        "triggers": [
+            {"integration-name": "Dynamiq", "python-modules": ["airflow_provider_dynamiq.triggers.dynamiq"]}
+        ],
+        "extra-links": ["airflow_provider_dynamiq.operators.runs.DynamiqRunLink"],
         "connection-types": [
             {
                 "connection-type": "dynamiq",

@@ -139,6 +139,78 @@ class App(_Model):
     project_id: str | None = None
 
 
+#: Run statuses after which a run never changes again.
+TERMINAL_RUN_STATUSES = frozenset({"completed", "failed", "canceled"})
+#: Reported for a started or paused run that waits for human input.
+STATUS_AWAITING_INPUT = "awaiting_input"
+
+
+class RunOutcome(BaseModel):
+    """Whether waiting for a run is over, whether it succeeded, and a sentence saying so."""
+
+    model_config = ConfigDict(frozen=True)
+
+    done: bool
+    succeeded: bool
+    message: str
+
+
+class InputRequest(_Model):
+    """A pending request for human input on a run."""
+
+    id: str
+    type: str = ""
+    prompt: str = ""
+
+
+class Run(_Model):
+    """An App run. Statuses not listed in :data:`TERMINAL_RUN_STATUSES` count as still running."""
+
+    id: str
+    status: str
+    app_id: str | None = None
+    started_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
+    input: Any = None
+    output: Any = None
+    user_id: str | None = None
+    session_id: str | None = None
+    input_requests: list[InputRequest] | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the run has finished and will not change again."""
+        return self.status in TERMINAL_RUN_STATUSES
+
+    def evaluate(self, *, fail_on_awaiting_input: bool = False) -> RunOutcome:
+        """Decide whether waiting for this run is over, and whether it succeeded.
+
+        Only ``completed`` succeeds. ``failed`` and ``canceled`` end the wait as failures, and so
+        does ``awaiting_input`` when ``fail_on_awaiting_input`` is set. Every other status,
+        unknown ones included, means the run is still going.
+        """
+        if self.status == "completed":
+            return RunOutcome(done=True, succeeded=True, message=f"Run {self.id} completed.")
+        if self.is_terminal:
+            return RunOutcome(done=True, succeeded=False, message=f"Run {self.id} ended with status {self.status!r}.")
+        if self.status == STATUS_AWAITING_INPUT and fail_on_awaiting_input:
+            prompts = "; ".join(request.prompt for request in self.input_requests or [] if request.prompt)
+            return RunOutcome(
+                done=True,
+                succeeded=False,
+                message=(
+                    f"Run {self.id} is waiting for human input"
+                    + (f" ({prompts})" if prompts else "")
+                    + "; answer it in Dynamiq and run the task again, or set on_awaiting_input='wait'."
+                ),
+            )
+        return RunOutcome(done=False, succeeded=False, message=f"Run {self.id} is {self.status!r}.")
+
+    def summary(self) -> dict[str, Any]:
+        """Return the run's id, App id, status and output, as JSON for XCom."""
+        return {"run_id": self.id, "app_id": self.app_id, "status": self.status, "output": self.output}
+
+
 class Pagination(_Model):
     """Page information of a list response."""
 

@@ -2,38 +2,47 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
-from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, TypeVar
 
 import httpx
 
 from airflow.sdk import BaseHook
 
 from airflow_provider_dynamiq import __version__
+from airflow_provider_dynamiq._calls import (
+    MAX_PAGE_SIZE,
+    Call,
+    app_call,
+    artifacts_page_call,
+    cancel_run_call,
+    connect_token_call,
+    create_run_call,
+    get_run_call,
+    requirements_status_call,
+    validate_page_size,
+)
 from airflow_provider_dynamiq._connection import ConnectionSettings, settings_from_connection
 from airflow_provider_dynamiq._download import stream_to_file
 from airflow_provider_dynamiq._logging import install_query_string_redaction
-from airflow_provider_dynamiq._responses import CallContext, api_error, parse_json, validate_model
+from airflow_provider_dynamiq._responses import api_error
 from airflow_provider_dynamiq._retry import RETRYABLE_STATUS_CODES, RetryDecision, RetryPolicy
-from airflow_provider_dynamiq._tokens import token_expiry
-from airflow_provider_dynamiq._validation import require_id, require_uuid
+from airflow_provider_dynamiq._validation import require_uuid
 from airflow_provider_dynamiq.exceptions import (
+    DynamiqAPIError,
     DynamiqConfigError,
     DynamiqDownloadError,
     DynamiqError,
     DynamiqTransportError,
 )
-from airflow_provider_dynamiq.models import App, Artifact, ArtifactPage, ConnectToken, RequirementsStatus
+from airflow_provider_dynamiq.models import App, Artifact, ConnectToken, RequirementsStatus, Run
 
 install_query_string_redaction()
 
-Target = Literal["app", "management", "storage"]
-
-#: Maximum page size the provider requests when listing artifacts.
-MAX_PAGE_SIZE = 100
+ResultT = TypeVar("ResultT")
 #: Pages read at most from one listing, against a server whose pagination never ends.
 MAX_PAGES = 10_000
 #: User id whose requirement status ``test_connection`` requests. Any valid id works.
@@ -80,24 +89,48 @@ class DynamiqHook(BaseHook):
         self._timeout = timeout
         self._max_retries = max_retries
         self._retry_policy = retry_policy
+        self._settings: ConnectionSettings | None = None
         self._client: httpx.Client | None = None
+        self._async_client: httpx.AsyncClient | None = None
+        self._lock: asyncio.Lock | None = None
         # Replaced in tests that must not wait.
         self._sleep = time.sleep
 
-    # -- connection and client ------------------------------------------------------------
+    # -- connection and clients ---------------------------------------------------------
 
-    @cached_property
+    @property
     def settings(self) -> ConnectionSettings:
         """The validated connection settings, read once per hook."""
-        connection = self.get_connection(self.dynamiq_conn_id)
-        return settings_from_connection(connection, timeout=self._timeout, max_retries=self._max_retries)
+        if self._settings is None:
+            connection = self.get_connection(self.dynamiq_conn_id)
+            self._settings = settings_from_connection(connection, timeout=self._timeout, max_retries=self._max_retries)
+        return self._settings
 
-    @cached_property
+    async def asettings(self) -> ConnectionSettings:
+        """Return the connection settings, reading the connection without blocking the event loop.
+
+        Coroutines sharing the hook wait for one read instead of each reading the connection.
+        """
+        if self._settings is None:
+            async with self._async_lock():
+                if self._settings is None:
+                    connection = await self.aget_connection(self.dynamiq_conn_id)
+                    self._settings = settings_from_connection(
+                        connection, timeout=self._timeout, max_retries=self._max_retries
+                    )
+        return self._settings
+
+    def _async_lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    @property
     def retry_policy(self) -> RetryPolicy:
-        """The retry policy shared by every request of this hook."""
-        if self._retry_policy is not None:
-            return self._retry_policy
-        return RetryPolicy(max_retries=self.settings.max_retries)
+        """The retry policy shared by every request of this hook, sync and async."""
+        if self._retry_policy is None:
+            self._retry_policy = RetryPolicy(max_retries=self.settings.max_retries)
+        return self._retry_policy
 
     @property
     def client(self) -> httpx.Client:
@@ -107,19 +140,30 @@ class DynamiqHook(BaseHook):
         download URL never receives one.
         """
         if self._client is None or self._client.is_closed:
-            self._client = httpx.Client(
-                timeout=httpx.Timeout(self.settings.timeout),
-                verify=self.settings.verify_ssl,
-                headers={"User-Agent": user_agent()},
-                follow_redirects=False,
-            )
+            self._client = httpx.Client(**self._client_options(self.settings))
         return self._client
 
+    async def aclient(self) -> httpx.AsyncClient:
+        """Return the hook's async HTTP client, created on first use in the running event loop."""
+        if self._async_client is None or self._async_client.is_closed:
+            settings = await self.asettings()
+            # No await between the check and the assignment, so concurrent callers get one client.
+            if self._async_client is None or self._async_client.is_closed:
+                self._async_client = httpx.AsyncClient(**self._client_options(settings))
+        return self._async_client
+
     def close(self) -> None:
-        """Close the HTTP client and its pooled connections."""
+        """Close the sync HTTP client and its pooled connections."""
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    async def aclose(self) -> None:
+        """Close both HTTP clients."""
+        self.close()
+        if self._async_client is not None:
+            await self._async_client.aclose()
+            self._async_client = None
 
     def __enter__(self) -> DynamiqHook:
         return self
@@ -127,25 +171,21 @@ class DynamiqHook(BaseHook):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # -- API methods --------------------------------------------------------------------
+    # -- end users ----------------------------------------------------------------------
 
     def get_requirements_status(self, user_id: str) -> RequirementsStatus:
         """Return the requirement status of end user ``user_id`` on the connection's App.
 
         Logs a warning when the response is ambiguous; see :meth:`RequirementsStatus.readiness`.
         """
-        user_id = require_id(user_id, "user_id")
-        context = self._context(f"get the requirement status of user {user_id!r}", "app")
-        response = self._request("GET", "app", "/v1/requirements/status", context, params={"user_id": user_id})
-        body = parse_json(response, context)
-        if isinstance(body, dict):
-            if body.get("unsatisfied") is None:
-                body = {**body, "unsatisfied": []}
-            body = {**body, "user_id": user_id}
-        status = validate_model(RequirementsStatus, body, context, status_code=response.status_code)
-        warning = status.readiness().warning
-        if warning:
-            self.log.warning(warning)
+        status = self._send(requirements_status_call(self.settings, user_id))
+        self._warn_if_ambiguous(status)
+        return status
+
+    async def aget_requirements_status(self, user_id: str) -> RequirementsStatus:
+        """Async version of :meth:`get_requirements_status`."""
+        status = await self._asend(requirements_status_call(await self.asettings(), user_id))
+        self._warn_if_ambiguous(status)
         return status
 
     def create_connect_token(self, user_id: str) -> ConnectToken:
@@ -154,26 +194,49 @@ class DynamiqHook(BaseHook):
         The token and link are credentials for 24 hours: log neither. The request may be
         retried, because an extra token is harmless; it simply expires.
         """
-        user_id = require_id(user_id, "user_id")
-        context = self._context(f"create a connect token for user {user_id!r}", "app")
-        response = self._request("POST", "app", "/v1/connect/tokens", context, json={"user_id": user_id})
-        body = parse_json(response, context)
-        if isinstance(body, dict):
-            body = {**body, "user_id": user_id}
-            if body.get("expires_at") is None and isinstance(body.get("token"), str):
-                body["expires_at"] = token_expiry(body["token"], user_id=user_id)
-        return validate_model(ConnectToken, body, context, status_code=response.status_code)
+        return self._send(connect_token_call(self.settings, user_id))
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def create_run(
+        self, input: dict[str, Any], *, user_id: str | None = None, session_id: str | None = None
+    ) -> Run:
+        """Start a background run of the App with ``input`` and return it at once.
+
+        The request is never repeated once it may have reached the server, because a repeat
+        would start a second run.
+
+        :param input: the workflow's input fields, a JSON object.
+        :param user_id: end user the run acts for; requirements are resolved for this user.
+        :param session_id: UUID of a conversation session to continue.
+        """
+        return self._send(create_run_call(self.settings, input, user_id=user_id, session_id=session_id))
+
+    def get_run(self, run_id: str) -> Run:
+        """Return run ``run_id`` of the connection's App."""
+        return self._send(get_run_call(self.settings, run_id))
+
+    async def aget_run(self, run_id: str) -> Run:
+        """Async version of :meth:`get_run`."""
+        return await self._asend(get_run_call(await self.asettings(), run_id))
+
+    def cancel_run(self, run_id: str) -> None:
+        """Cancel run ``run_id``. Cancelling a finished run is harmless."""
+        self._send(cancel_run_call(self.settings, run_id))
+
+    async def acancel_run(self, run_id: str) -> None:
+        """Async version of :meth:`cancel_run`."""
+        await self._asend(cancel_run_call(await self.asettings(), run_id))
+
+    def run_url(self, run_id: str) -> str:
+        """Return the API URL of run ``run_id`` on the App host, for an operator extra link."""
+        return f"{self.settings.app_url}/v1/runs/{require_uuid(run_id, 'run_id')}"
+
+    # -- management API -----------------------------------------------------------------
 
     def get_app(self, app_id: str | None = None) -> App:
         """Return the App ``app_id`` (default: the connection's App) from the management API."""
-        app_id = self.settings.resolve_app_id(app_id)
-        context = self._context(
-            f"get App {app_id}", "management", not_found=f"Check app_id {app_id} and the management_url."
-        )
-        response = self._request("GET", "management", f"/v1/apps/{app_id}", context)
-        body = parse_json(response, context)
-        data = body.get("data") if isinstance(body, dict) else None
-        return validate_model(App, data, context, status_code=response.status_code)
+        return self._send(app_call(self.settings, app_id))
 
     def iter_run_artifacts(
         self, run_id: str, app_id: str | None = None, page_size: int = MAX_PAGE_SIZE
@@ -186,26 +249,15 @@ class DynamiqHook(BaseHook):
         """
         run_id = require_uuid(run_id, "run_id")
         app_id = self.settings.resolve_app_id(app_id)
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise DynamiqConfigError(f"page_size must be a whole number from 1 to {MAX_PAGE_SIZE}, got {page_size!r}.")
-        context = self._context(
-            f"list the artifacts of run {run_id} of App {app_id}",
-            "management",
-            not_found=(
-                f"Check run_id {run_id} and app_id {app_id}: the run must belong to that App, and the "
-                "credential's project must contain the App."
-            ),
-        )
-        path = f"/v1/apps/{app_id}/runs/{run_id}/artifacts"
+        page_size = validate_page_size(page_size)
         for page in range(1, MAX_PAGES + 1):
-            response = self._request("GET", "management", path, context, params={"page": page, "page_size": page_size})
-            body = parse_json(response, context)
-            listing = validate_model(ArtifactPage, body, context, status_code=response.status_code)
+            listing = self._send(artifacts_page_call(self.settings, run_id, app_id, page, page_size))
             yield from listing.data
             if not listing.data or listing.pagination is None or page >= listing.pagination.page_count:
                 return
         raise DynamiqError(
-            f"Failed to {context.description}: the listing did not end after {MAX_PAGES} pages."
+            f"Failed to list the artifacts of run {run_id} of App {app_id}: the listing did not end after "
+            f"{MAX_PAGES} pages."
         )
 
     def list_run_artifacts(self, run_id: str, app_id: str | None = None) -> list[Artifact]:
@@ -229,10 +281,11 @@ class DynamiqHook(BaseHook):
             try:
                 with self.client.stream("GET", url, follow_redirects=True) as response:
                     if response.status_code >= 400:
-                        decision = self._after_failure(
+                        decision = self._retry_decision(
                             attempt, "GET", storage_host, "/<signed URL>", idempotent=True, response=response
                         )
                         if decision.retry:
+                            self._sleep(decision.wait)
                             continue
                         # The storage body is never quoted: object stores echo the signature in it.
                         if response.status_code in (403, 410):
@@ -250,12 +303,13 @@ class DynamiqHook(BaseHook):
                     )
                     return target
             except httpx.TransportError as error:
-                decision = self._after_failure(attempt, "GET", storage_host, "/<signed URL>", idempotent=True, error=error)
+                decision = self._retry_decision(attempt, "GET", storage_host, "/<signed URL>", idempotent=True, error=error)
                 if not decision.retry:
                     raise DynamiqTransportError(
                         f"Failed to {description} from storage host {storage_host}: "
                         f"{type(error).__name__}; {decision.reason}."
                     ) from None
+                self._sleep(decision.wait)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the App host and, when the App id is known, the management API.
@@ -276,80 +330,56 @@ class DynamiqHook(BaseHook):
         finally:
             self.close()
 
-    # -- HTTP plumbing ------------------------------------------------------------------
+    # -- sending ------------------------------------------------------------------------
 
-    def _context(self, description: str, target: Target, *, not_found: str = "") -> CallContext:
+    def _send(self, call: Call[ResultT]) -> ResultT:
+        """Send ``call`` with the retry policy and return its parsed result."""
         settings = self.settings
-        conn = f"connection {settings.conn_id!r}"
-        if target == "app":
-            auth_hint = f"Check the Access Key (password) of {conn}."
-            forbidden_hint = (
-                f"The credential is valid but not allowed on App host {settings.app_host}: use an Access Key "
-                f"of the App's project (not a Personal Access Token) as the password of {conn}."
-            )
-            not_found_hint = not_found or f"Check the App hostname {settings.app_host!r} (host) of {conn}."
-        else:
-            auth_hint = (
-                f"Check the 'management_token' extra of {conn}, or its Access Key (password) when that "
-                "extra is empty."
-            )
-            forbidden_hint = f"The management credential of {conn} is not allowed to read this resource."
-            not_found_hint = not_found or f"Check the 'management_url' extra of {conn}."
-        return CallContext(
-            description=description,
-            auth_hint=auth_hint,
-            forbidden_hint=forbidden_hint,
-            not_found_hint=not_found_hint,
-            secrets=tuple(s for s in (settings.access_key, settings.management_token) if s),
-        )
-
-    def _request(
-        self,
-        method: str,
-        target: Target,
-        path: str,
-        context: CallContext,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-        idempotent: bool = True,
-    ) -> httpx.Response:
-        """Send a request with the retry policy and return the success response, read in full.
-
-        :raises DynamiqAPIError: for an error status, once retries are exhausted or not allowed.
-        :raises DynamiqTransportError: for a network failure, once retries are exhausted.
-        """
-        settings = self.settings
-        if target == "app":
-            base_url, credential, host = settings.app_url, settings.access_key, settings.app_host
-        else:
-            base_url, credential, host = settings.management_url, settings.management_credential, settings.management_host
-        headers = {"Accept": "application/json"}
-        if credential:
-            headers["Authorization"] = f"Bearer {credential}"
-
+        url, headers, host = self._target(settings, call)
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = self.client.request(method, base_url + path, params=params, json=json, headers=headers)
+                response = self.client.request(call.method, url, params=call.params, json=call.json, headers=headers)
             except httpx.TransportError as error:
-                decision = self._after_failure(attempt, method, host, path, idempotent=idempotent, error=error)
-                if decision.retry:
-                    continue
-                raise DynamiqTransportError(
-                    f"Failed to {context.description}: {type(error).__name__} talking to {host} "
-                    f"({decision.reason}). Check that the host is reachable and the timeout "
-                    f"({settings.timeout:g} s) is long enough."
-                ) from None
+                decision = self._retry_decision(attempt, call.method, host, call.path, idempotent=call.idempotent, error=error)
+                if not decision.retry:
+                    raise _transport_error(call, error, host, decision, settings) from None
+                self._sleep(decision.wait)
+                continue
             if response.is_success:
-                return response
-            decision = self._after_failure(attempt, method, host, path, idempotent=idempotent, response=response)
+                return call.parse(response)
+            decision = self._retry_decision(attempt, call.method, host, call.path, idempotent=call.idempotent, response=response)
             if not decision.retry:
-                retryable_status = response.status_code in RETRYABLE_STATUS_CODES
-                raise api_error(response, context, extra=f"Not retried: {decision.reason}." if retryable_status else "")
+                raise _status_error(call, response, decision)
+            response.close()
+            self._sleep(decision.wait)
 
-    def _after_failure(
+    async def _asend(self, call: Call[ResultT]) -> ResultT:
+        """Async version of :meth:`_send`: the same policy, with ``asyncio.sleep`` between attempts."""
+        settings = await self.asettings()
+        client = await self.aclient()
+        url, headers, host = self._target(settings, call)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await client.request(call.method, url, params=call.params, json=call.json, headers=headers)
+            except httpx.TransportError as error:
+                decision = self._retry_decision(attempt, call.method, host, call.path, idempotent=call.idempotent, error=error)
+                if not decision.retry:
+                    raise _transport_error(call, error, host, decision, settings) from None
+                await asyncio.sleep(decision.wait)
+                continue
+            if response.is_success:
+                return call.parse(response)
+            decision = self._retry_decision(attempt, call.method, host, call.path, idempotent=call.idempotent, response=response)
+            if not decision.retry:
+                raise _status_error(call, response, decision)
+            await response.aclose()
+            await asyncio.sleep(decision.wait)
+
+    def _retry_decision(
         self,
         attempt: int,
         method: str,
@@ -360,7 +390,7 @@ class DynamiqHook(BaseHook):
         response: httpx.Response | None = None,
         error: Exception | None = None,
     ) -> RetryDecision:
-        """Ask the retry policy about a failed attempt; when it says retry, log the retry and wait."""
+        """Ask the retry policy about a failed attempt, and log the retry when there is one."""
         decision = self.retry_policy.decide(attempt, idempotent=idempotent, response=response, error=error)
         if decision.retry:
             outcome = f"HTTP {response.status_code}" if response is not None else type(error).__name__
@@ -374,10 +404,48 @@ class DynamiqHook(BaseHook):
                 self.retry_policy.max_retries + 1,
                 decision.wait,
             )
-            if response is not None:
-                response.close()
-            self._sleep(decision.wait)
         return decision
+
+    @staticmethod
+    def _target(settings: ConnectionSettings, call: Call[Any]) -> tuple[str, dict[str, str], str]:
+        # Each credential goes only to its own host: the Access Key to the App, the management
+        # credential to the management API.
+        if call.target == "app":
+            base_url, credential, host = settings.app_url, settings.access_key, settings.app_host
+        else:
+            base_url, credential, host = settings.management_url, settings.management_credential, settings.management_host
+        headers = {"Accept": "application/json"}
+        if credential:
+            headers["Authorization"] = f"Bearer {credential}"
+        return base_url + call.path, headers, host
+
+    def _client_options(self, settings: ConnectionSettings) -> dict[str, Any]:
+        return {
+            "timeout": httpx.Timeout(settings.timeout),
+            "verify": settings.verify_ssl,
+            "headers": {"User-Agent": user_agent()},
+            "follow_redirects": False,
+        }
+
+    def _warn_if_ambiguous(self, status: RequirementsStatus) -> None:
+        warning = status.readiness().warning
+        if warning:
+            self.log.warning(warning)
+
+
+def _transport_error(
+    call: Call[Any], error: Exception, host: str, decision: RetryDecision, settings: ConnectionSettings
+) -> DynamiqTransportError:
+    return DynamiqTransportError(
+        f"Failed to {call.context.description}: {type(error).__name__} talking to {host} "
+        f"({decision.reason}). Check that the host is reachable and the timeout "
+        f"({settings.timeout:g} s) is long enough."
+    )
+
+
+def _status_error(call: Call[Any], response: httpx.Response, decision: RetryDecision) -> DynamiqAPIError:
+    extra = f"Not retried: {decision.reason}." if response.status_code in RETRYABLE_STATUS_CODES else ""
+    return api_error(response, call.context, extra=extra)
 
 
 def user_agent() -> str:

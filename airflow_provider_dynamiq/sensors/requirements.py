@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 
+from airflow_provider_dynamiq._deferral import event_payload
 from airflow_provider_dynamiq._validation import require_id
 from airflow_provider_dynamiq.hooks.dynamiq import DynamiqHook
+from airflow_provider_dynamiq.models import RequirementsStatus
+from airflow_provider_dynamiq.triggers.dynamiq import DynamiqRequirementsTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -19,14 +24,20 @@ class DynamiqRequirementsSensor(BaseSensorOperator):
     """Wait until end user ``user_id`` has connected every account the App requires.
 
     The user is ready when the API lists no unsatisfied requirement and the status is not
-    ``incomplete``. Each check is one ``GET /v1/requirements/status`` on the App host. Use
-    ``mode="reschedule"`` for waits of hours or days, so the sensor frees its worker slot
-    between checks.
+    ``incomplete``. Each check is one ``GET /v1/requirements/status`` on the App host.
+
+    For waits of hours or days, use ``deferrable=True``: the sensor checks once, and when the
+    user is not ready it hands the wait to :class:`DynamiqRequirementsTrigger` in the
+    triggerer and holds no worker slot. ``mode="reschedule"`` also frees the slot, at the
+    cost of starting a task process for each check.
 
     Returns ``{"user_id": ..., "ready": True, "status": ...}`` to XCom when the user is ready.
 
     :param user_id: the end user's id in the App (templated).
     :param dynamiq_conn_id: Dynamiq connection id (templated), ``dynamiq_default`` by default.
+    :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
+        ``poke_interval`` and ``timeout`` apply in every mode; with ``soft_fail`` a timeout skips
+        the task.
 
     .. seealso:: The "DynamiqRequirementsSensor" section of the README.
     """
@@ -39,11 +50,13 @@ class DynamiqRequirementsSensor(BaseSensorOperator):
         *,
         user_id: str,
         dynamiq_conn_id: str = DynamiqHook.default_conn_name,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.user_id = user_id
         self.dynamiq_conn_id = dynamiq_conn_id
+        self.deferrable = deferrable
 
     @cached_property
     def hook(self) -> DynamiqHook:
@@ -52,25 +65,51 @@ class DynamiqRequirementsSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         require_id(self.user_id, "user_id")
-        try:
-            return super().execute(context)
-        finally:
-            self.hook.close()
+        if not self.deferrable:
+            try:
+                return super().execute(context)
+            finally:
+                self.hook.close()
+
+        with self.hook:
+            first = self.poke(context)
+        if first.is_done:
+            return first.xcom_value
+        self.defer(
+            trigger=DynamiqRequirementsTrigger(
+                user_id=self.user_id,
+                dynamiq_conn_id=self.dynamiq_conn_id,
+                poll_interval=float(self.poke_interval),
+                timeout_at=time.time() + float(self.timeout),
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=float(self.timeout)),
+        )
+
+    def execute_complete(self, context: Context, event: Any = None, **kwargs: Any) -> dict[str, Any]:
+        """Finish the task with the trigger's event: only a success event succeeds."""
+        payload = event_payload(event, f"the requirements of user {self.user_id}", soft_fail=self.soft_fail)
+        self.log.info("User %s has met every requirement (status %r).", self.user_id, payload.get("requirements_status"))
+        return _ready_value(self.user_id, payload.get("requirements_status"))
 
     def poke(self, context: Context) -> PokeReturnValue:
         status = self.hook.get_requirements_status(self.user_id)
-        ready = status.is_complete
-        if ready:
+        if status.is_complete:
             self.log.info("User %s has met every requirement (status %r).", self.user_id, status.status)
-            return PokeReturnValue(
-                is_done=True,
-                xcom_value={"user_id": self.user_id, "ready": True, "status": status.status},
-            )
-        self.log.info(
-            "User %s is not ready: status %r, %d unsatisfied requirement(s): %s.",
-            self.user_id,
-            status.status,
-            len(status.unsatisfied),
-            ", ".join(status.unsatisfied_names()) or "none listed",
-        )
+            return PokeReturnValue(is_done=True, xcom_value=_ready_value(self.user_id, status.status))
+        _log_not_ready(self.log, status)
         return PokeReturnValue(is_done=False)
+
+
+def _ready_value(user_id: str, status: Any) -> dict[str, Any]:
+    return {"user_id": user_id, "ready": True, "status": status}
+
+
+def _log_not_ready(log: Any, status: RequirementsStatus) -> None:
+    log.info(
+        "User %s is not ready: status %r, %d unsatisfied requirement(s): %s.",
+        status.user_id,
+        status.status,
+        len(status.unsatisfied),
+        ", ".join(status.unsatisfied_names()) or "none listed",
+    )
