@@ -55,14 +55,14 @@ def call_context(settings: ConnectionSettings, description: str, target: Target,
             f"The credential is valid but not allowed on App host {settings.app_host}: use an Access Key "
             f"of the App's project (not a Personal Access Token) as the password of {conn}."
         )
-        not_found_hint = not_found or f"Check the App hostname {settings.app_host!r} (host) of {conn}."
+        not_found_hint = not_found or f"Check the App hostname (host) of {conn}; requests went to {settings.app_url!r}."
     else:
         auth_hint = (
             f"Check the 'management_token' extra of {conn}, or its Access Key (password) when that "
             "extra is empty."
         )
         forbidden_hint = f"The management credential of {conn} is not allowed to read this resource."
-        not_found_hint = not_found or f"Check the 'management_url' extra of {conn}."
+        not_found_hint = not_found or f"Check the 'management_url' extra of {conn}; requests went to {settings.management_url!r}."
     return CallContext(
         description=description,
         auth_hint=auth_hint,

@@ -191,7 +191,7 @@ def normalize_base_url(value: Any, *, field_name: str, conn_id: str, port: int |
         )
     if url.query or url.fragment:
         raise DynamiqConfigError(
-            f"{where} must not contain a query string or fragment ({_display_host(str(url))!r})."
+            f"{where} must not contain a query string or fragment ({shown!r})."
         )
     if port and url.port is None:
         url = url.copy_with(port=port)

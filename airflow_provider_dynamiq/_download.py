@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
+import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from airflow_provider_dynamiq.exceptions import DynamiqDownloadError
+from airflow_provider_dynamiq.exceptions import DynamiqConfigError, DynamiqDownloadError
 
 if TYPE_CHECKING:
     import httpx
@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
 CHUNK_SIZE = 1024 * 1024  # bytes per read from the response stream
 _UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-# Maximum file name length that most file systems accept, in bytes.
-_MAX_NAME_BYTES = 255
+# Most file systems accept names of up to 255 bytes; the rest is left for the temporary name's
+# prefix and suffix.
+_MAX_NAME_BYTES = 200
 
 
 def safe_file_name(name: str, artifact_id: str) -> str:
@@ -60,6 +61,30 @@ def plan_file_names(artifacts: Iterable[Artifact]) -> dict[str, str]:
     return names
 
 
+def prepare_folder(destination: object) -> Path:
+    """Return ``destination`` as an absolute folder path, creating it, before any request is sent.
+
+    :raises DynamiqConfigError: when it is blank, not a path, or cannot be a folder.
+    """
+    if destination is None or (isinstance(destination, str) and destination.strip() in ("", "None", "null")):
+        raise DynamiqConfigError(
+            f"destination is missing or blank ({destination!r}). Pass the local folder to download into."
+        )
+    if not isinstance(destination, (str, os.PathLike)):
+        raise DynamiqConfigError(f"destination must be a path, got {type(destination).__name__} {destination!r}.")
+    folder = Path(destination).expanduser().resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise DynamiqConfigError(f"destination {str(folder)!r} exists and is not a folder. Pass a folder path.") from None
+    except OSError as error:
+        raise DynamiqConfigError(
+            f"destination {str(folder)!r} cannot be created ({error.strerror or error}). Pass a folder this "
+            "worker can write to."
+        ) from None
+    return folder
+
+
 def contained_path(folder: Path, file_name: str) -> Path:
     """Return ``folder / file_name``, raising when the result would not sit directly in ``folder``."""
     root = folder.resolve()
@@ -80,9 +105,17 @@ def stream_to_file(
     The temporary file is renamed onto ``target`` only when the byte count equals
     ``expected_size``; on any failure it is removed, so no partial file remains.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    temporary = Path(temporary_name)
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
+    try:
+        # 0o666 filtered by the umask gives the permissions a plain open() would; mkstemp would
+        # make every file 0o600, unreadable to a downstream job running as another user.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as error:
+        raise DynamiqDownloadError(
+            f"Failed to {description}: could not create a file in {str(target.parent)!r} "
+            f"({error.strerror or error}).",
+            artifact_id=artifact_id,
+        ) from None
     try:
         written = 0
         with os.fdopen(descriptor, "wb") as handle:
@@ -99,6 +132,12 @@ def stream_to_file(
                 artifact_id=artifact_id,
             )
         os.replace(temporary, target)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise DynamiqDownloadError(
+            f"Failed to {description}: could not write {str(target)!r} ({error.strerror or error}).",
+            artifact_id=artifact_id,
+        ) from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

@@ -15,6 +15,7 @@ The sync and async clients both ask :meth:`RetryPolicy.decide`; only the sleepin
 from __future__ import annotations
 
 import random
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -74,6 +75,9 @@ class RetryPolicy:
         if error is not None:
             if not isinstance(error, httpx.TransportError):
                 return RetryDecision(False, reason=f"{type(error).__name__} is not retryable")
+            if is_tls_error(error):
+                # A certificate or protocol mismatch fails the same way on every attempt.
+                return RetryDecision(False, reason="the TLS handshake failed, which a retry does not fix")
             if not idempotent and not isinstance(error, _NOT_SENT_ERRORS):
                 return RetryDecision(
                     False, reason="the request may have reached the server and is not safe to repeat"
@@ -105,6 +109,18 @@ class RetryPolicy:
                     )
                 wait = requested
         return RetryDecision(True, wait=wait)
+
+
+def is_tls_error(error: BaseException) -> bool:
+    """Return whether ``error`` was caused by a failed TLS handshake (an ``ssl.SSLError`` in its chain)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

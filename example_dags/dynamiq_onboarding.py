@@ -10,8 +10,9 @@ param defaults match the fake server's seed data (``python -m airflow_provider_d
 so ``make demo`` runs it as it is. For a real App, trigger it with your own ``user_id``,
 ``email`` and ``run_id``.
 
-The sensor checks every ``DYNAMIQ_EXAMPLE_POKE_INTERVAL`` seconds (60 by default; the demo sets
-2) in reschedule mode, so it holds no worker slot between checks.
+The sensor is deferrable: after one check it waits in the triggerer, which polls every
+``DYNAMIQ_EXAMPLE_POKE_INTERVAL`` seconds (60 by default; the demo sets 2), and it holds no
+worker slot while the user takes hours or days.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def dynamiq_onboarding():
     wait_for_requirements = DynamiqRequirementsSensor(
         task_id="wait_for_requirements",
         user_id="{{ params.user_id }}",
-        mode="reschedule",
+        deferrable=True,
         poke_interval=POKE_INTERVAL,
         timeout=timedelta(days=7).total_seconds(),
     )

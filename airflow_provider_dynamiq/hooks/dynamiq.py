@@ -29,7 +29,7 @@ from airflow_provider_dynamiq._connection import ConnectionSettings, settings_fr
 from airflow_provider_dynamiq._download import stream_to_file
 from airflow_provider_dynamiq._logging import install_query_string_redaction
 from airflow_provider_dynamiq._responses import api_error
-from airflow_provider_dynamiq._retry import RETRYABLE_STATUS_CODES, RetryDecision, RetryPolicy
+from airflow_provider_dynamiq._retry import RETRYABLE_STATUS_CODES, RetryDecision, RetryPolicy, is_tls_error
 from airflow_provider_dynamiq._validation import require_uuid
 from airflow_provider_dynamiq.exceptions import (
     DynamiqAPIError,
@@ -272,6 +272,12 @@ class DynamiqHook(BaseHook):
         failed download leaves no file behind.
         """
         target = Path(path)
+        if target.is_dir():
+            raise DynamiqConfigError(
+                f"path {str(target)!r} is a folder; pass the file path to write artifact {artifact.id} to, "
+                f"e.g. {str(target / 'report.pdf')!r}."
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
         url = artifact.download_url.get_secret_value()
         description = f"download artifact {artifact.id} ({artifact.name!r})"
         storage_host = _display_origin(url)
@@ -436,6 +442,13 @@ class DynamiqHook(BaseHook):
 def _transport_error(
     call: Call[Any], error: Exception, host: str, decision: RetryDecision, settings: ConnectionSettings
 ) -> DynamiqTransportError:
+    if is_tls_error(error):
+        return DynamiqTransportError(
+            f"Failed to {call.context.description}: the TLS handshake with {host} failed ({error}). Check "
+            f"that the scheme of the host in connection {settings.conn_id!r} is right (https:// is assumed "
+            "when none is given) and that the server's certificate is trusted. Set the 'verify_ssl' extra "
+            "to false only for a test install you trust."
+        )
     return DynamiqTransportError(
         f"Failed to {call.context.description}: {type(error).__name__} talking to {host} "
         f"({decision.reason}). Check that the host is reachable and the timeout "

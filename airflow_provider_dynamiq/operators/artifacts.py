@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_dynamiq._download import contained_path, plan_file_names
+from airflow_provider_dynamiq._download import contained_path, plan_file_names, prepare_folder
 from airflow_provider_dynamiq._validation import require_uuid
-from airflow_provider_dynamiq.exceptions import DynamiqConfigError
 from airflow_provider_dynamiq.hooks.dynamiq import DynamiqHook
 
 if TYPE_CHECKING:
@@ -98,12 +96,11 @@ class DynamiqDownloadRunArtifactsOperator(_RunArtifactsOperator):
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         run_id, app_id = self._validated_ids()
-        folder = _destination_folder(self.destination)
+        folder = prepare_folder(self.destination)
         results: list[dict[str, Any]] = []
         with self.hook:
             artifacts = self.hook.list_run_artifacts(run_id, app_id=app_id)
             file_names = plan_file_names(artifacts)
-            folder.mkdir(parents=True, exist_ok=True)
             for artifact in artifacts:
                 path = contained_path(folder, file_names[artifact.id])
                 self.hook.download_artifact(artifact, path)
@@ -121,18 +118,3 @@ class DynamiqDownloadRunArtifactsOperator(_RunArtifactsOperator):
                 )
         self.log.info("Downloaded %d artifact(s) of run %s to %s.", len(results), run_id, folder)
         return results
-
-
-def _destination_folder(destination: Any) -> Path:
-    if destination is None or (isinstance(destination, str) and destination.strip() in ("", "None", "null")):
-        raise DynamiqConfigError(
-            f"destination is missing or blank ({destination!r}). Pass the local folder to download into."
-        )
-    if not isinstance(destination, (str, os.PathLike)):
-        raise DynamiqConfigError(
-            f"destination must be a path, got {type(destination).__name__} {destination!r}."
-        )
-    folder = Path(destination).expanduser().resolve()
-    if folder.exists() and not folder.is_dir():
-        raise DynamiqConfigError(f"destination {str(folder)!r} exists and is not a folder. Pass a folder path.")
-    return folder

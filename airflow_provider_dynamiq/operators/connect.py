@@ -6,8 +6,10 @@ its host and expiry, never the link itself.
 
 from __future__ import annotations
 
+import re
 import smtplib
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,9 @@ if TYPE_CHECKING:
     from airflow_provider_dynamiq.models import ConnectToken
 
 DEFAULT_SUBJECT = "Action needed: connect your accounts"
+# Stands in for the link when templates are rendered before a token is created.
+PLACEHOLDER_URL = "https://connect.invalid/connect?token=placeholder"
+_ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+$")
 
 DEFAULT_HTML_CONTENT = """\
 <p>Hello,</p>
@@ -168,6 +173,9 @@ class DynamiqSendConnectLinkOperator(BaseOperator):
             if status.is_complete:
                 self.log.info("User %s has met every requirement; no email sent.", user_id)
                 return {"user_id": user_id, "sent": False, "expires_at": None, "unsatisfied": []}
+            requirements = [requirement.summary() for requirement in status.unsatisfied]
+            # A rehearsal with a placeholder link makes a template error fail before a token exists.
+            self._render_email(context, user_id, PLACEHOLDER_URL, datetime.now(timezone.utc), requirements)
             token = self.hook.create_connect_token(user_id)
 
         if is_expired(token.expires_at):
@@ -176,19 +184,9 @@ class DynamiqSendConnectLinkOperator(BaseOperator):
                 "no email was sent. Check this machine's clock."
             )
         url = _unwrap_and_mask(token)
-        requirements = [requirement.summary() for requirement in status.unsatisfied]
-        variables = {
-            **context,
-            "user_id": user_id,
-            "connect_url": url,
-            "expires_at": token.expires_at,
-            "requirements": requirements,
-        }
-        subject_template = _template(self.subject or DEFAULT_SUBJECT, "subject", autoescape=False)
-        body_template = _template(self.html_content or DEFAULT_HTML_CONTENT, "html_content", autoescape=True)
-        # Folding white space keeps a template's line breaks out of the Subject header.
-        subject = " ".join(self._render_email_part(subject_template, "subject", variables).split())
-        body = self._render_email_part(body_template, "html_content", variables)
+        subject, body = self._render_email(
+            context, user_id, url, token.expires_at, requirements, secrets=(url, token.token.get_secret_value())
+        )
 
         self._send_once(recipients, subject, body)
         self.log.info(
@@ -206,19 +204,55 @@ class DynamiqSendConnectLinkOperator(BaseOperator):
             "unsatisfied": status.unsatisfied_names(),
         }
 
-    def _render_email_part(self, template: Any, name: str, variables: dict[str, Any]) -> str:
-        try:
-            return template.render(variables)
-        except TemplateError as error:
-            # The message names the template and the Jinja problem; it never includes the link.
-            raise DynamiqConfigError(f"Could not render {name} for user {self.user_id}: {error.message}") from None
+    def _render_email(
+        self,
+        context: Context,
+        user_id: str,
+        url: str,
+        expires_at: datetime,
+        requirements: list[dict[str, str]],
+        *,
+        secrets: tuple[str, ...] = (),
+    ) -> tuple[str, str]:
+        """Return the rendered subject and HTML body; errors never quote ``secrets``."""
+        variables = {
+            **context,
+            "user_id": user_id,
+            "connect_url": url,
+            "expires_at": expires_at,
+            "requirements": requirements,
+        }
+        rendered = []
+        for name, source, autoescape in (
+            ("subject", self.subject or DEFAULT_SUBJECT, False),
+            ("html_content", self.html_content or DEFAULT_HTML_CONTENT, True),
+        ):
+            try:
+                rendered.append(_template(source, name, autoescape=autoescape).render(variables))
+            except TemplateError as error:
+                message = str(error.message or error)
+                for secret in secrets:
+                    message = message.replace(secret, "<hidden>")
+                raise DynamiqConfigError(f"Could not render {name} for user {user_id}: {message}") from None
+        subject, body = rendered
+        # Folding white space keeps a template's line breaks out of the Subject header.
+        return " ".join(subject.split()), body
 
     def _send_once(self, recipients: list[str], subject: str, body: str) -> None:
         if self._email_attempted:
             raise DynamiqError("An email was already attempted in this task try; not sending another.")
         self._email_attempted = True
+        where = f"the connect link for user {self.user_id} through SMTP connection {self.smtp_conn_id!r}"
+        smtp = _SingleAttemptSmtpHook(smtp_conn_id=self.smtp_conn_id)
         try:
-            with _SingleAttemptSmtpHook(smtp_conn_id=self.smtp_conn_id) as smtp:
+            smtp.get_conn()
+        except (smtplib.SMTPException, OSError, AirflowException) as error:
+            raise DynamiqError(
+                f"Failed to email {where}: could not connect or log in ({type(error).__name__}: {error}). "
+                "The email was not sent."
+            ) from None
+        with smtp:
+            try:
                 smtp.send_email_smtp(
                     to=recipients,
                     subject=subject,
@@ -227,12 +261,16 @@ class DynamiqSendConnectLinkOperator(BaseOperator):
                     cc=self.cc,
                     bcc=self.bcc,
                 )
-        except (smtplib.SMTPException, OSError, AirflowException) as error:
-            raise DynamiqError(
-                f"Failed to email the connect link for user {self.user_id} through SMTP connection "
-                f"{self.smtp_conn_id!r}: {type(error).__name__}: {error}. The email may or may not have "
-                "been delivered; it is not resent in this task try."
-            ) from None
+            except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as error:
+                raise DynamiqError(
+                    f"Failed to email {where}: the server rejected it ({type(error).__name__}: {error}). "
+                    "The email was not sent; check the addresses."
+                ) from None
+            except (smtplib.SMTPException, OSError, AirflowException) as error:
+                raise DynamiqError(
+                    f"Failed to email {where}: {type(error).__name__}: {error}. The email may or may not have "
+                    "been delivered, so it is not resent in this task try."
+                ) from None
 
 
 class _SingleAttemptSmtpHook(SmtpHook):
@@ -288,7 +326,7 @@ def _recipients(value: Any, name: str, *, required: bool) -> list[str]:
     addresses = [part.strip() for part in value.replace(";", ",").split(",")] if isinstance(value, str) else value
     if not isinstance(addresses, (list, tuple)) or not all(isinstance(address, str) for address in addresses):
         raise DynamiqConfigError(f"{name} must be an email address or a list of them, got {value!r}.")
-    invalid = [address for address in addresses if "@" not in address or any(c.isspace() for c in address)]
+    invalid = [address for address in addresses if not _ADDRESS.match(address)]
     if invalid or not addresses:
         raise DynamiqConfigError(
             f"{name} contains invalid email address(es): {invalid or value!r}. Use addresses like user@example.com."

@@ -31,9 +31,23 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Serve a fake Dynamiq service (App host, management API, console and storage) on "
             "127.0.0.1 with the example App seeded, and print its URLs and an "
-            "AIRFLOW_CONN_DYNAMIQ_DEFAULT line. That line contains a random Access Key that only "
-            "this fake accepts: a test credential, not a real one. Stop with Ctrl+C or SIGTERM."
+            "'export AIRFLOW_CONN_DYNAMIQ_DEFAULT=...' line to paste into a shell. That line contains "
+            "an Access Key that only this fake accepts: a test credential, not a real one. Stop with "
+            "Ctrl+C or SIGTERM."
         ),
+        epilog=(
+            "Test control over HTTP on the management URL, no credential needed: "
+            "POST /_fake/users/USER_ID/complete[?app_id=...] marks a user's requirements met; "
+            "POST /_fake/faults with a JSON body of add_fault arguments (e.g. "
+            '{"path": "/v1/requirements/status", "status": 503, "count": 2}) injects faults; '
+            "DELETE /_fake/faults clears them; POST /_fake/runs/behaviour with "
+            '{"outcome": "failed", "duration": 5} sets how new runs end.'
+        ),
+    )
+    parser.add_argument(
+        "--access-key",
+        metavar="KEY",
+        help="Access Key to accept, starting with dynamiq_acc_ (default: a new random key each start)",
     )
     parser.add_argument(
         "--connect-token-ttl",
@@ -63,16 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
-    server = FakeDynamiqServer(
-        connect_token_ttl=arguments.connect_token_ttl, download_url_ttl=arguments.download_url_ttl
-    )
+    try:
+        server = FakeDynamiqServer(
+            access_key=arguments.access_key,
+            connect_token_ttl=arguments.connect_token_ttl,
+            download_url_ttl=arguments.download_url_ttl,
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     with server:
         print(f"App URL:            {server.app_url()}")
         print(f"App id:             {server.default_app_id}")
         print(f"Management API URL: {server.management_url}")
         print(f"Console URL:        {server.console_url}")
         print(f"Storage URL:        {server.storage_url}")
-        print(f"AIRFLOW_CONN_DYNAMIQ_DEFAULT={shlex.quote(server.airflow_conn_env())}", flush=True)
+        print(f"export AIRFLOW_CONN_DYNAMIQ_DEFAULT={shlex.quote(server.airflow_conn_env())}", flush=True)
         # Waiting in slices keeps the main thread free to run the signal handlers.
         while not stop.wait(0.5):
             pass

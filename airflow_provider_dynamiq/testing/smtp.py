@@ -41,11 +41,13 @@ class SmtpSink:
     ``smtp_default`` connection at it with :meth:`connection_json`.
 
     :param port: TCP port; 0 picks a free one.
+    :param reject_recipients: addresses the server refuses with ``550``, to test rejected email.
     """
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, reject_recipients: tuple[str, ...] = ()) -> None:
         self.host = "127.0.0.1"
         self.port = port or _free_port()
+        self.reject_recipients = frozenset(address.lower() for address in reject_recipients)
         self._messages: list[ReceivedEmail] = []
         self._condition = threading.Condition()
         self._controller: Any = None
@@ -117,6 +119,12 @@ class SmtpSink:
 class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self._sink = sink
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:  # noqa: N802
+        if address.lower() in self._sink.reject_recipients:
+            return "550 5.1.1 Recipient address rejected"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd hook name)
         message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)

@@ -33,6 +33,28 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _signal_group(group: int, signal_number: int) -> None:
+    try:
+        os.killpg(group, signal_number)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(group: int) -> bool:
+    """Return whether a process of the group is still running (zombies count as gone)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # Fields after the command name: state, ppid, pgrp, ...
+        if int(fields[2]) == group and fields[0] != "Z":
+            return True
+    return False
+
+
 class AirflowStack:
     """Start, drive and stop ``airflow standalone``.
 
@@ -89,17 +111,22 @@ class AirflowStack:
         raise TimeoutError(f"airflow standalone was not healthy within {START_TIMEOUT} s; see {self.output}")
 
     def stop(self) -> None:
-        """Stop every process of the stack: SIGTERM to the process group, SIGKILL after 30 s."""
+        """Stop every process of the stack: SIGTERM to its process group, SIGKILL to what is left after 30 s.
+
+        The scheduler can outlive ``airflow standalone`` while it shuts its executor down, so the
+        whole group is waited for, not only the first process.
+        """
         if self._process is None:
             return
-        try:
-            os.killpg(self._process.pid, signal.SIGTERM)
-            self._process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self._process.pid, signal.SIGKILL)
-            self._process.wait()
-        except ProcessLookupError:
-            pass
+        group = self._process.pid
+        _signal_group(group, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _group_alive(group):
+            self._process.poll()
+            time.sleep(0.5)
+        if _group_alive(group):
+            _signal_group(group, signal.SIGKILL)
+        self._process.wait()
         self._process = None
 
     def _healthy(self) -> bool:

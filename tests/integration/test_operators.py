@@ -266,3 +266,77 @@ def test_bad_run_id_sends_nothing(dynamiq_conn, fake_server, tmp_path, run_id):
     with pytest.raises(DynamiqConfigError, match="run_id"):
         DynamiqListRunArtifactsOperator(task_id="list", run_id=run_id).execute({})
     assert fake_server.requests == []
+
+
+def token_requests(fake_server) -> list:
+    return [r for r in fake_server.requests if r.path == "/v1/connect/tokens"]
+
+
+def test_template_error_fails_before_token(dynamiq_conn, fake_server, smtp_sink):
+    with pytest.raises(DynamiqConfigError, match="subject"):
+        send_link_operator(subject="Hello {{ params.first_name }}").execute({"params": {}})
+    assert token_requests(fake_server) == []
+    assert smtp_sink.messages == []
+
+
+def test_template_error_hides_link(dynamiq_conn, fake_server, smtp_sink):
+    # Fails only with the real link, after the placeholder rehearsal has passed.
+    subject = "{% if 'placeholder' not in connect_url %}{{ requirements[0][connect_url] }}{% endif %}"
+    with pytest.raises(DynamiqConfigError) as raised:
+        send_link_operator(subject=subject).execute({})
+    assert len(token_requests(fake_server)) == 1
+    assert "token=" not in str(raised.value)
+    assert "<hidden>" in str(raised.value)
+    assert smtp_sink.messages == []
+
+
+@pytest.mark.parametrize("to", ["a@", "@example.com", "a b@example.com", "a@b@c"])
+def test_malformed_address_is_rejected(dynamiq_conn, fake_server, to):
+    with pytest.raises(DynamiqConfigError, match="invalid email"):
+        DynamiqSendConnectLinkOperator(task_id="send", user_id=EXAMPLE_USER_ID, to=to).execute({})
+    assert fake_server.requests == []
+
+
+def test_smtp_refused_says_not_sent(dynamiq_conn, fake_server, monkeypatch):
+    set_connection(
+        monkeypatch,
+        "smtp_default",
+        {"conn_type": "smtp", "host": "127.0.0.1", "port": 1, "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "a@example.invalid"}},
+    )
+    with pytest.raises(DynamiqError, match="The email was not sent"):
+        send_link_operator().execute({})
+
+
+def test_rejected_recipient_says_not_sent(dynamiq_conn, fake_server, monkeypatch):
+    from airflow_provider_dynamiq.testing.smtp import SmtpSink
+
+    with SmtpSink(reject_recipients=(RECIPIENT,)) as sink:
+        set_connection(monkeypatch, "smtp_default", sink.connection_json())
+        with pytest.raises(DynamiqError, match="rejected it .*not sent"):
+            send_link_operator().execute({})
+        assert sink.messages == []
+
+
+def test_downloaded_file_follows_umask(dynamiq_conn, fake_server, tmp_path):
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        (item,) = DynamiqDownloadRunArtifactsOperator(task_id="dl", run_id=EXAMPLE_RUN_ID, destination=str(tmp_path)).execute({})
+    finally:
+        os.umask(previous)
+    assert os.stat(item["path"]).st_mode & 0o777 == 0o644
+
+
+def test_destination_under_a_file_sends_nothing(dynamiq_conn, fake_server, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    fake_server.clear_requests()
+    with pytest.raises(DynamiqConfigError, match="destination"):
+        DynamiqDownloadRunArtifactsOperator(task_id="dl", run_id=EXAMPLE_RUN_ID, destination=str(tmp_path / "afile" / "sub")).execute({})
+    assert fake_server.requests == []
+
+
+def test_download_to_folder_path_is_rejected(hook, tmp_path):
+    (artifact,) = hook.list_run_artifacts(EXAMPLE_RUN_ID)
+    with pytest.raises(DynamiqConfigError, match="is a folder"):
+        hook.download_artifact(artifact, tmp_path)

@@ -52,10 +52,27 @@ def https_app():
     thread.join()
 
 
-def test_untrusted_certificate_fails_by_default(monkeypatch, https_app):
+def test_untrusted_certificate_fails_at_once(monkeypatch, https_app):
     set_connection(monkeypatch, "dynamiq_default", {"conn_type": "dynamiq", "host": https_app, "password": "k"})
-    with DynamiqHook(retry_policy=FAST_RETRIES) as hook, pytest.raises(DynamiqTransportError, match="ConnectError"):
-        hook.get_requirements_status(EXAMPLE_USER_ID)
+    waits = []
+    with DynamiqHook(retry_policy=FAST_RETRIES) as hook:
+        hook._sleep = waits.append
+        with pytest.raises(DynamiqTransportError, match="TLS handshake") as raised:
+            hook.get_requirements_status(EXAMPLE_USER_ID)
+    assert "certificate" in str(raised.value).lower()
+    assert "verify_ssl" in str(raised.value)
+    assert waits == []  # not retried
+
+
+def test_https_to_plain_http_names_the_scheme(monkeypatch, fake_server):
+    host = fake_server.app_url().removeprefix("http://")  # no scheme: https:// is assumed
+    set_connection(monkeypatch, "dynamiq_default", {"conn_type": "dynamiq", "host": host, "password": "k"})
+    waits = []
+    with DynamiqHook(retry_policy=FAST_RETRIES) as hook:
+        hook._sleep = waits.append
+        with pytest.raises(DynamiqTransportError, match="scheme of the host"):
+            hook.get_requirements_status(EXAMPLE_USER_ID)
+    assert waits == []
 
 
 def test_verify_ssl_false_is_honoured(monkeypatch, https_app):

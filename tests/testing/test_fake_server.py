@@ -1184,9 +1184,9 @@ def test_main_serves_until_sigterm(client):
     try:
         connection_line = ""
         deadline = time.monotonic() + 20
-        while not connection_line.startswith("AIRFLOW_CONN_DYNAMIQ_DEFAULT="):
+        while not connection_line.startswith("export AIRFLOW_CONN_DYNAMIQ_DEFAULT="):
             connection_line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-        connection = json.loads(shlex.split(connection_line.removeprefix("AIRFLOW_CONN_DYNAMIQ_DEFAULT="))[0])
+        connection = json.loads(shlex.split(connection_line.removeprefix("export AIRFLOW_CONN_DYNAMIQ_DEFAULT="))[0])
 
         response = client.get(
             f"{connection['host']}/v1/requirements/status",

@@ -184,3 +184,16 @@ def test_repr_hides_secrets():
     settings = settings_from_connection(make_connection(management_token="dyn_pat_secret"))
     assert "dynamiq_acc_key" not in repr(settings)
     assert "dyn_pat_secret" not in repr(settings)
+
+
+def test_query_string_error_quotes_value():
+    with pytest.raises(DynamiqConfigError, match=r"\('x.example.com/\?a=1'\)"):
+        settings_from_connection(make_connection("x.example.com/?a=1"))
+
+
+def test_404_hint_shows_path_prefix():
+    from airflow_provider_dynamiq._calls import requirements_status_call
+
+    settings = settings_from_connection(make_connection("proxy.example.com/dynamiq"))
+    hint = requirements_status_call(settings, "u").context.not_found_hint
+    assert "'https://proxy.example.com/dynamiq'" in hint

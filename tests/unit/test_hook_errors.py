@@ -66,7 +66,7 @@ def envelope(status: int, code: str, message: str, details=None) -> httpx.Respon
         (400, "bad_request", DynamiqBadRequestError, ""),
         (401, "unauthorized", DynamiqAuthenticationError, "Access Key (password)"),
         (403, "forbidden", DynamiqPermissionError, "not a Personal Access Token"),
-        (404, "not_found", DynamiqNotFoundError, "App hostname 'app.example.test'"),
+        (404, "not_found", DynamiqNotFoundError, "requests went to 'https://app.example.test'"),
     ],
 )
 def test_envelope_becomes_typed_error(make_hook, status, code, error_class, hint):
