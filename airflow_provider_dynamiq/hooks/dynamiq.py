@@ -43,6 +43,8 @@ from airflow_provider_dynamiq.models import App, Artifact, ConnectToken, Require
 install_query_string_redaction()
 
 ResultT = TypeVar("ResultT")
+#: Async requests in flight at once through one hook, unless the hook is told otherwise.
+DEFAULT_MAX_CONCURRENCY = 20
 #: Pages read at most from one listing, against a server whose pagination never ends.
 MAX_PAGES = 10_000
 #: User id whose requirement status ``test_connection`` requests. Any valid id works.
@@ -67,6 +69,8 @@ class DynamiqHook(BaseHook):
         (5 when neither is set).
     :param retry_policy: the whole retry policy, for callers that need other waits; its
         ``max_retries`` wins over the two above.
+    :param max_concurrency: async requests in flight at once through this hook (default 20);
+        the rest wait their turn. The async client keeps as many pooled connections.
 
     .. seealso:: The "Connection" and "Retries, timeouts and errors" sections of the README.
     """
@@ -83,8 +87,12 @@ class DynamiqHook(BaseHook):
         timeout: float | None = None,
         max_retries: int | None = None,
         retry_policy: RetryPolicy | None = None,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     ) -> None:
         super().__init__()
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise DynamiqConfigError(f"max_concurrency must be a whole number of at least 1, got {max_concurrency!r}.")
+        self.max_concurrency = max_concurrency
         self.dynamiq_conn_id = dynamiq_conn_id
         self._timeout = timeout
         self._max_retries = max_retries
@@ -93,6 +101,7 @@ class DynamiqHook(BaseHook):
         self._client: httpx.Client | None = None
         self._async_client: httpx.AsyncClient | None = None
         self._lock: asyncio.Lock | None = None
+        self._slots: asyncio.Semaphore | None = None
         # Replaced in tests that must not wait.
         self._sleep = time.sleep
 
@@ -149,7 +158,10 @@ class DynamiqHook(BaseHook):
             settings = await self.asettings()
             # No await between the check and the assignment, so concurrent callers get one client.
             if self._async_client is None or self._async_client.is_closed:
-                self._async_client = httpx.AsyncClient(**self._client_options(settings))
+                limits = httpx.Limits(
+                    max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency
+                )
+                self._async_client = httpx.AsyncClient(limits=limits, **self._client_options(settings))
         return self._async_client
 
     def close(self) -> None:
@@ -365,12 +377,19 @@ class DynamiqHook(BaseHook):
         """Async version of :meth:`_send`: the same policy, with ``asyncio.sleep`` between attempts."""
         settings = await self.asettings()
         client = await self.aclient()
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_concurrency)
         url, headers, host = self._target(settings, call)
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = await client.request(call.method, url, params=call.params, json=call.json, headers=headers)
+                # Waiting here is cheap; httpcore's pool rescans its whole queue on every
+                # change, so a thousand requests queued inside it cost time quadratic in their number.
+                async with self._slots:
+                    response = await client.request(
+                        call.method, url, params=call.params, json=call.json, headers=headers
+                    )
             except httpx.TransportError as error:
                 decision = self._retry_decision(attempt, call.method, host, call.path, idempotent=call.idempotent, error=error)
                 if not decision.retry:

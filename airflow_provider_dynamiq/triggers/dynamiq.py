@@ -11,6 +11,7 @@ They carry ids and statuses, never a credential.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -62,7 +63,12 @@ SHARED_HOOKS = _SharedHooks()
 
 
 class _PollingTrigger(BaseTrigger):
-    """Poll at a fixed rate until a check says done, an error is fatal, or the deadline passes."""
+    """Poll at a fixed rate until a check says done, an error is fatal, or the deadline passes.
+
+    The first poll comes after a random 50 to 100% of the interval, so that tasks deferred at
+    the same moment (a mapped sensor, a backfill) spread their polls instead of sending them in
+    one burst every interval.
+    """
 
     def __init__(self, *, dynamiq_conn_id: str, poll_interval: float, timeout_at: float | None) -> None:
         super().__init__()
@@ -82,14 +88,14 @@ class _PollingTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        first_due = loop.time() + self.poll_interval * random.uniform(0.5, 1.0)
         polls = 0
         async with SHARED_HOOKS.hook(self.dynamiq_conn_id) as hook:
             while True:
+                # Fixed rate: each poll is due one interval after the previous one was due,
+                # however long that poll took, so waits do not drift.
+                due = first_due + polls * self.poll_interval
                 polls += 1
-                # Fixed rate: the n-th poll is due n intervals after the start, however long
-                # earlier polls took, so waits do not drift.
-                due = started + polls * self.poll_interval
                 remaining = self._seconds_left()
                 if remaining is not None and remaining < due - loop.time():
                     await asyncio.sleep(max(remaining, 0))

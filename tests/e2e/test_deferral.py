@@ -57,3 +57,10 @@ def test_sensor_and_run_wait_in_triggerer(airflow_stack, stack_servers):
     assert result["status"] == "completed"
     assert result["output"] == {"category": "billing"}
     assert [r for r in server.requests if r.method == "GET" and r.path == f"/v1/runs/{result['run_id']}"]
+    xcom = dict(
+        airflow_stack.query(
+            "SELECT key, value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = 'run_app'", (DAG_ID, RUN_ID)
+        )
+    )
+    assert json.loads(xcom["run_url"]) == f"{server.app_url()}/v1/runs/{result['run_id']}"
+    assert json.loads(xcom["_link_DynamiqRunLink"]) == json.loads(xcom["run_url"])  # the extra link Airflow stored
