@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 
@@ -12,15 +11,7 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
 import pytest  # noqa: E402
 
-from airflow_provider_dynamiq._retry import RetryPolicy  # noqa: E402
-
-#: A retry policy that waits a few milliseconds, so retry tests stay fast.
-FAST_RETRIES = RetryPolicy(max_retries=3, backoff_base=0.001, backoff_max=0.002, max_retry_after=5)
-
-
-def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, connection: dict) -> None:
-    """Define an Airflow connection through its environment variable."""
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
+from support import FAST_RETRIES, set_connection  # noqa: E402
 
 
 @pytest.fixture

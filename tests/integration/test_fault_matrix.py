@@ -39,7 +39,7 @@ from airflow_provider_dynamiq.operators.connect import (
 from airflow_provider_dynamiq.sensors.requirements import DynamiqRequirementsSensor
 from airflow_provider_dynamiq.testing import EXAMPLE_RUN_ID, EXAMPLE_USER_ID
 
-from conftest import set_connection
+from support import set_connection
 
 HTML_PAGE = "<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
 SUCCESS = None  # expected error class of a case that recovers

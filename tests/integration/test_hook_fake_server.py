@@ -19,7 +19,7 @@ from airflow_provider_dynamiq.testing import (
     ArtifactSpec,
 )
 
-from conftest import FAST_RETRIES, set_connection
+from support import FAST_RETRIES, set_connection
 
 
 def test_status_incomplete_then_complete(hook, fake_server):

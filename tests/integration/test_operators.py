@@ -28,7 +28,7 @@ from airflow_provider_dynamiq.testing import (
     ArtifactSpec,
 )
 
-from conftest import set_connection
+from support import set_connection
 
 RECIPIENT = "customer-7421@example.com"
 

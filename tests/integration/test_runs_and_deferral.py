@@ -150,7 +150,7 @@ def test_run_creation_is_never_repeated(dynamiq_conn, fake_server, context, faul
 
 
 def test_run_creation_retried_when_never_sent(monkeypatch, fake_server, context):
-    from conftest import set_connection
+    from support import set_connection
 
     connection = fake_server.connection_json()
     connection["host"] = "http://127.0.0.1:1"  # nothing listens: the request never leaves

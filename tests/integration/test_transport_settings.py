@@ -16,7 +16,7 @@ from airflow_provider_dynamiq.exceptions import DynamiqTransportError
 from airflow_provider_dynamiq.hooks.dynamiq import DynamiqHook
 from airflow_provider_dynamiq.testing import EXAMPLE_USER_ID
 
-from conftest import FAST_RETRIES, set_connection
+from support import FAST_RETRIES, set_connection
 
 COMPLETE = json.dumps({"status": "complete", "unsatisfied": []}).encode()
 

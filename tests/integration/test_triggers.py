@@ -18,7 +18,7 @@ from airflow_provider_dynamiq.triggers.dynamiq import (
     DynamiqRunTrigger,
 )
 
-from conftest import set_connection
+from support import set_connection
 
 async def first_event(trigger, timeout: float = 10) -> TriggerEvent:
     async def collect():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from conftest import FAST_RETRIES, set_connection
+from support import FAST_RETRIES, set_connection
 
 from airflow_provider_dynamiq.exceptions import (
     DynamiqAPIError,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import set_connection
+from support import set_connection
 
 from airflow_provider_dynamiq._retry import RetryPolicy
 from airflow_provider_dynamiq.exceptions import DynamiqError

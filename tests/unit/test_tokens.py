@@ -8,7 +8,7 @@ import httpx
 import jwt
 import pytest
 
-from conftest import set_connection
+from support import set_connection
 
 from airflow_provider_dynamiq._tokens import CLOCK_SKEW, is_expired, token_expiry
 from airflow_provider_dynamiq.exceptions import DynamiqResponseError
