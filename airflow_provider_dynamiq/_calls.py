@@ -1,6 +1,6 @@
 """One description per API call, shared by the hook's sync and async methods.
 
-A :class:`Call` holds everything about a request except sending it: method, host, path,
+A :class:`Call` describes everything about a request except sending it: method, host, path,
 parameters, whether it may be repeated, the messages for its errors, and how to turn the
 success response into a model. The hook sends it with ``httpx.Client`` or
 ``httpx.AsyncClient``; validation, error messages and parsing exist once.

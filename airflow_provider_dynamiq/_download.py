@@ -107,8 +107,8 @@ def stream_to_file(
     """
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
     try:
-        # 0o666 filtered by the umask gives the permissions a plain open() would; mkstemp would
-        # make every file 0o600, unreadable to a downstream job running as another user.
+        # 0o666 filtered by the umask gives the permissions that a plain open() gives. mkstemp
+        # would make every file 0o600, which a downstream job running as another user cannot read.
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     except OSError as error:
         raise DynamiqDownloadError(

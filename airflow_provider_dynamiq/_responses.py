@@ -27,7 +27,7 @@ _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]+")
 
 @dataclass(frozen=True)
 class CallContext:
-    """What a request was for, so errors can say what failed and what to do.
+    """Purpose of a request, so that its errors can state what failed and what to do.
 
     :param description: the operation, e.g. ``"get the requirement status of user 'customer-7421'"``.
     :param auth_hint: what to check after a 401.

@@ -6,8 +6,8 @@
   reached the server: a connect error, a connect timeout or a pool timeout.
 * Waits grow exponentially from ``backoff_base`` up to ``backoff_max`` with jitter, so that many
   tasks failing together do not retry together.
-* A ``Retry-After`` header (seconds, or an HTTP date) replaces the computed wait. A server that
-  asks for more than ``max_retry_after`` seconds is not waited for: the request fails at once.
+* A ``Retry-After`` header (seconds, or an HTTP date) replaces the computed wait. When it
+  requests more than ``max_retry_after`` seconds, the request fails at once instead.
 
 The sync and async clients both ask :meth:`RetryPolicy.decide`; only the sleeping differs.
 """
@@ -31,7 +31,7 @@ _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 @dataclass(frozen=True)
 class RetryDecision:
-    """What to do after a failed attempt: wait ``wait`` seconds and retry, or give up with ``reason``."""
+    """Decision after a failed attempt: retry after ``wait`` seconds, or give up with ``reason``."""
 
     retry: bool
     wait: float = 0.0
@@ -124,7 +124,7 @@ def is_tls_error(error: BaseException) -> bool:
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Return the wait a ``Retry-After`` header asks for, in seconds, or ``None`` when absent or invalid.
+    """Return the wait a ``Retry-After`` header requests, in seconds, or ``None`` when absent or invalid.
 
     :param value: delay-seconds (``"120"``) or an HTTP date (``"Wed, 21 Oct 2026 07:28:00 GMT"``).
     :param now: the current Unix time, for tests; defaults to the clock.

@@ -7,8 +7,8 @@ from typing import Any
 
 from airflow_provider_dynamiq.exceptions import DynamiqConfigError
 
-# What Jinja renders for a missing value (``{{ params.missing }}`` gives "None", a JSON null
-# pulled from XCom often arrives as "null"); sending them would query a user who does not exist.
+# Jinja renders a missing value as "None" (``{{ params.missing }}``), and a JSON null pulled from
+# XCom often arrives as "null". Sending either would query a user who does not exist.
 _PLACEHOLDERS = frozenset({"none", "null"})
 
 

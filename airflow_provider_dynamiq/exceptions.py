@@ -1,6 +1,6 @@
 """Errors raised by the Dynamiq provider.
 
-Every failure a task sees is a :class:`DynamiqError`, never a raw ``httpx``, ``json`` or
+Every failure raised to a task is a :class:`DynamiqError`, never a raw ``httpx``, ``json`` or
 ``pydantic`` exception. Messages name the operation and the id involved and say what to do;
 they never contain an Access Key, a management token, a connect token or link, or a signed
 download URL.
@@ -35,7 +35,7 @@ class DynamiqResponseError(DynamiqError):
 
 
 class DynamiqAPIError(DynamiqError):
-    """The API answered with an error status.
+    """The API returned an error status.
 
     :param status_code: HTTP status of the response.
     :param code: ``error.code`` from the documented error envelope, or ``None`` when the body

@@ -43,7 +43,7 @@ from airflow_provider_dynamiq.models import App, Artifact, ConnectToken, Require
 install_query_string_redaction()
 
 ResultT = TypeVar("ResultT")
-#: Async requests in flight at once through one hook, unless the hook is told otherwise.
+#: Default maximum of async requests in flight at once through one hook.
 DEFAULT_MAX_CONCURRENCY = 20
 #: Pages read at most from one listing, against a server whose pagination never ends.
 MAX_PAGES = 10_000
@@ -384,8 +384,8 @@ class DynamiqHook(BaseHook):
         while True:
             attempt += 1
             try:
-                # Waiting here is cheap; httpcore's pool rescans its whole queue on every
-                # change, so a thousand requests queued inside it cost time quadratic in their number.
+                # Waiting on the semaphore is cheap. httpcore's pool rescans its whole queue on
+                # every change, so a thousand requests queued inside it cost quadratic time.
                 async with self._slots:
                     response = await client.request(
                         call.method, url, params=call.params, json=call.json, headers=headers

@@ -48,8 +48,8 @@ class DynamiqCreateRunOperator(BaseOperator):
     run exists, so that the run can be found even if the task fails while waiting.
 
     ``completed`` finishes the task and returns ``{"run_id", "app_id", "status", "output"}``.
-    ``failed`` and ``canceled`` fail it with the run id. ``awaiting_input`` (a human must
-    answer in Dynamiq) keeps waiting, or fails the task with ``on_awaiting_input="fail"``.
+    ``failed`` and ``canceled`` fail it with the run id. ``awaiting_input`` (a person must
+    respond in Dynamiq) keeps waiting, or fails the task with ``on_awaiting_input="fail"``.
     Killing the task cancels the run, also while it is deferred.
 
     :param input: the workflow's input fields, a JSON object (templated).

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk import PokeReturnValue
 
 from airflow_provider_dynamiq._deferral import event_payload
 from airflow_provider_dynamiq._validation import require_id
-from airflow_provider_dynamiq.hooks.dynamiq import DynamiqHook
 from airflow_provider_dynamiq.models import RequirementsStatus
+from airflow_provider_dynamiq.sensors._base import DynamiqSensorBase
 from airflow_provider_dynamiq.triggers.dynamiq import DynamiqRequirementsTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class DynamiqRequirementsSensor(BaseSensorOperator):
+class DynamiqRequirementsSensor(DynamiqSensorBase):
     """Wait until end user ``user_id`` has connected every account the App requires.
 
     The user is ready when the API lists no unsatisfied requirement and the status is not
@@ -45,45 +42,20 @@ class DynamiqRequirementsSensor(BaseSensorOperator):
     template_fields: Sequence[str] = ("user_id", "dynamiq_conn_id")
     ui_color = "#e8f0ff"
 
-    def __init__(
-        self,
-        *,
-        user_id: str,
-        dynamiq_conn_id: str = DynamiqHook.default_conn_name,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, user_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.user_id = user_id
-        self.dynamiq_conn_id = dynamiq_conn_id
-        self.deferrable = deferrable
-
-    @cached_property
-    def hook(self) -> DynamiqHook:
-        """The hook, kept across pokes so that its connections are reused."""
-        return DynamiqHook(dynamiq_conn_id=self.dynamiq_conn_id)
 
     def execute(self, context: Context) -> Any:
         require_id(self.user_id, "user_id")
-        if not self.deferrable:
-            try:
-                return super().execute(context)
-            finally:
-                self.hook.close()
+        return super().execute(context)
 
-        with self.hook:
-            first = self.poke(context)
-        if first.is_done:
-            return first.xcom_value
-        self.defer(
-            trigger=DynamiqRequirementsTrigger(
-                user_id=self.user_id,
-                dynamiq_conn_id=self.dynamiq_conn_id,
-                poll_interval=float(self.poke_interval),
-                timeout_at=time.time() + float(self.timeout),
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=float(self.timeout)),
+    def make_trigger(self, timeout_at: float) -> DynamiqRequirementsTrigger:
+        return DynamiqRequirementsTrigger(
+            user_id=self.user_id,
+            dynamiq_conn_id=self.dynamiq_conn_id,
+            poll_interval=float(self.poke_interval),
+            timeout_at=timeout_at,
         )
 
     def execute_complete(self, context: Context, event: Any = None, **kwargs: Any) -> dict[str, Any]:

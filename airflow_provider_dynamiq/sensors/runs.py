@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk import PokeReturnValue
 
 from airflow_provider_dynamiq._deferral import event_payload
 from airflow_provider_dynamiq._validation import require_uuid
 from airflow_provider_dynamiq.exceptions import DynamiqConfigError, DynamiqRunError
-from airflow_provider_dynamiq.hooks.dynamiq import DynamiqHook
 from airflow_provider_dynamiq.operators.runs import RUN_URL_XCOM_KEY, DynamiqRunLink
+from airflow_provider_dynamiq.sensors._base import DynamiqSensorBase
 from airflow_provider_dynamiq.triggers.dynamiq import DynamiqRunTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class DynamiqRunSensor(BaseSensorOperator):
+class DynamiqRunSensor(DynamiqSensorBase):
     """Wait until App run ``run_id`` finishes; succeed when it completed.
 
     ``failed`` and ``canceled`` fail the task with the run id; ``awaiting_input`` keeps waiting,
@@ -45,8 +42,6 @@ class DynamiqRunSensor(BaseSensorOperator):
         *,
         run_id: str,
         on_awaiting_input: Literal["wait", "fail"] = "wait",
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        dynamiq_conn_id: str = DynamiqHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -54,37 +49,20 @@ class DynamiqRunSensor(BaseSensorOperator):
             raise DynamiqConfigError(f"on_awaiting_input must be 'wait' or 'fail', got {on_awaiting_input!r}.")
         self.run_id = run_id
         self.on_awaiting_input = on_awaiting_input
-        self.deferrable = deferrable
-        self.dynamiq_conn_id = dynamiq_conn_id
-
-    @cached_property
-    def hook(self) -> DynamiqHook:
-        """The hook, kept across pokes so that its connections are reused."""
-        return DynamiqHook(dynamiq_conn_id=self.dynamiq_conn_id)
 
     def execute(self, context: Context) -> Any:
         self.run_id = require_uuid(self.run_id, "run_id")
         context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value=self.hook.run_url(self.run_id))
-        if not self.deferrable:
-            try:
-                return super().execute(context)
-            finally:
-                self.hook.close()
-        with self.hook:
-            first = self.poke(context)
-        if first.is_done:
-            return first.xcom_value
-        self.defer(
-            trigger=DynamiqRunTrigger(
-                run_id=self.run_id,
-                dynamiq_conn_id=self.dynamiq_conn_id,
-                poll_interval=float(self.poke_interval),
-                timeout_at=time.time() + float(self.timeout),
-                fail_on_awaiting_input=self.on_awaiting_input == "fail",
-                cancel_on_kill=False,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=float(self.timeout)),
+        return super().execute(context)
+
+    def make_trigger(self, timeout_at: float) -> DynamiqRunTrigger:
+        return DynamiqRunTrigger(
+            run_id=self.run_id,
+            dynamiq_conn_id=self.dynamiq_conn_id,
+            poll_interval=float(self.poke_interval),
+            timeout_at=timeout_at,
+            fail_on_awaiting_input=self.on_awaiting_input == "fail",
+            cancel_on_kill=False,
         )
 
     def poke(self, context: Context) -> PokeReturnValue:

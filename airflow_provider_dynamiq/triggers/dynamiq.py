@@ -63,7 +63,7 @@ SHARED_HOOKS = _SharedHooks()
 
 
 class _PollingTrigger(BaseTrigger):
-    """Poll at a fixed rate until a check says done, an error is fatal, or the deadline passes.
+    """Poll at a fixed rate until a check returns an event, an error is fatal, or the deadline passes.
 
     The first poll comes after a random 50 to 100% of the interval, so that tasks deferred at
     the same moment (a mapped sensor, a backfill) spread their polls instead of sending them in
@@ -187,7 +187,7 @@ class DynamiqRunTrigger(_PollingTrigger):
     :param poll_interval: seconds between checks.
     :param timeout_at: Unix time after which the trigger sends a ``timeout`` event.
     :param fail_on_awaiting_input: end with an error when the run waits for human input,
-        instead of waiting for someone to answer.
+        instead of waiting for someone to respond.
     :param cancel_on_kill: cancel the run when the deferred task is killed.
     """
 

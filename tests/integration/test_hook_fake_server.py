@@ -12,14 +12,13 @@ from airflow_provider_dynamiq import __version__
 from airflow_provider_dynamiq.exceptions import DynamiqAuthenticationError, DynamiqDownloadError, DynamiqNotFoundError
 from airflow_provider_dynamiq.hooks.dynamiq import DynamiqHook
 from airflow_provider_dynamiq.testing import (
-    EXAMPLE_APP_ID,
     EXAMPLE_ARTIFACT_ID,
     EXAMPLE_RUN_ID,
     EXAMPLE_USER_ID,
     ArtifactSpec,
 )
 
-from support import FAST_RETRIES, set_connection
+from support import set_connection
 
 
 def test_status_incomplete_then_complete(hook, fake_server):
