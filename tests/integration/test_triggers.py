@@ -57,15 +57,20 @@ async def test_ready_user_gives_success(dynamiq_conn, fake_server):
 
 
 async def test_waits_until_user_is_ready(dynamiq_conn, fake_server):
+    def status_checks() -> int:
+        return len([r for r in fake_server.requests if r.path == "/v1/requirements/status"])
+
     trigger = DynamiqRequirementsTrigger(user_id=EXAMPLE_USER_ID, poll_interval=0.05)
     task = asyncio.create_task(first_event(trigger))
-    await asyncio.sleep(0.3)
-    assert not task.done()
+    deadline = time.monotonic() + 10
+    while status_checks() < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert status_checks() >= 2
+    assert not task.done()  # polled twice and still waiting
     fake_server.complete_requirements(EXAMPLE_USER_ID)
     event = await task
     assert event.payload["status"] == "success"
-    checks = [r for r in fake_server.requests if r.path == "/v1/requirements/status"]
-    assert len(checks) >= 3
+    assert status_checks() >= 3
 
 
 async def test_transient_errors_keep_waiting(dynamiq_conn, fake_server, capsys):
