@@ -1,4 +1,4 @@
-"""Write downloaded artifacts safely: untrusted names, complete files only.
+"""Write downloaded artifacts safely: untrusted names, complete files only, local or object storage.
 
 File naming rule, applied to each artifact name the server sends:
 
@@ -14,21 +14,21 @@ File naming rule, applied to each artifact name the server sends:
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from airflow_provider_dynamiq.exceptions import DynamiqConfigError, DynamiqDownloadError
 
 if TYPE_CHECKING:
-    import httpx
+    from airflow.sdk import ObjectStoragePath
 
     from airflow_provider_dynamiq.models import Artifact
 
-CHUNK_SIZE = 1024 * 1024  # bytes per read from the response stream
 _UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 # Most file systems accept names of up to 255 bytes; the rest is left for the temporary name's
 # prefix and suffix.
@@ -61,15 +61,114 @@ def plan_file_names(artifacts: Iterable[Artifact]) -> dict[str, str]:
     return names
 
 
-def prepare_folder(destination: object) -> Path:
-    """Return ``destination`` as an absolute folder path, creating it, before any request is sent.
+class LocalFolder:
+    """A folder on this machine. Files are renamed into place with ``os.replace``, which is atomic."""
 
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def location(self, name: str) -> str:
+        """Return where the file ``name`` is, as returned to callers."""
+        return str(contained_path(self.path, name))
+
+    def existing_size(self, name: str) -> int | None:
+        """Return the size of the file ``name`` in bytes, or ``None`` when there is none."""
+        candidate = contained_path(self.path, name)
+        return candidate.stat().st_size if candidate.is_file() else None
+
+    def open_temporary(self, name: str) -> tuple[BinaryIO, Path]:
+        """Create a hidden temporary file beside ``name``; return it open for writing, and its path."""
+        temporary = contained_path(self.path, name).with_name(f".{name}.{secrets.token_hex(6)}.part")
+        # 0o666 filtered by the umask gives the permissions that a plain open() gives. mkstemp
+        # would make every file 0o600, which a downstream job running as another user cannot read.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        # Unbuffered: each network chunk (64 KiB from httpcore) goes to one write() call. A 1 MiB
+        # write buffer made a 1 GiB download 40 % slower, because it copies every byte once more.
+        return os.fdopen(descriptor, "wb", buffering=0), temporary
+
+    def commit(self, temporary: Path, name: str) -> str:
+        """Move a complete temporary file onto ``name`` and return its location."""
+        target = contained_path(self.path, name)
+        os.replace(temporary, target)
+        return str(target)
+
+    def discard(self, temporary: Path) -> None:
+        """Remove a temporary file, if it exists."""
+        temporary.unlink(missing_ok=True)
+
+
+class ObjectStorageFolder:
+    """A folder in Airflow object storage (``s3://``, ``gs://``, ``file://``, ...).
+
+    The temporary object is renamed onto the final name when complete. On object stores a rename
+    is a copy and a delete, so the final object appears only once it is whole.
+    """
+
+    def __init__(self, path: ObjectStoragePath) -> None:
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def location(self, name: str) -> str:
+        return str(self._child(name))
+
+    def existing_size(self, name: str) -> int | None:
+        child = self._child(name)
+        try:
+            if not child.is_file():
+                return None
+            return int(child.stat()["size"])
+        except (FileNotFoundError, KeyError, TypeError, ValueError):
+            return None
+
+    def open_temporary(self, name: str) -> tuple[BinaryIO, ObjectStoragePath]:
+        temporary = self._child(f".{name}.{secrets.token_hex(6)}.part")
+        return temporary.open("wb"), temporary
+
+    def commit(self, temporary: ObjectStoragePath, name: str) -> str:
+        target = self._child(name)
+        temporary.rename(target)
+        return str(target)
+
+    def discard(self, temporary: ObjectStoragePath) -> None:
+        try:
+            temporary.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+
+    def _child(self, name: str) -> ObjectStoragePath:
+        if "/" in name or name in ("", ".", ".."):
+            raise DynamiqDownloadError(f"Refusing to write {name!r}: it is not a plain file name.", artifact_id="")
+        return self.path / name
+
+
+Folder = LocalFolder | ObjectStorageFolder
+
+
+def prepare_folder(destination: object) -> Folder:
+    """Return the folder to download into, creating it, before any request is sent.
+
+    :param destination: a local path, an ``ObjectStoragePath``, or an object storage URL such as
+        ``s3://bucket/prefix`` (any string with ``://``).
     :raises DynamiqConfigError: when it is blank, not a path, or cannot be a folder.
     """
     if destination is None or (isinstance(destination, str) and destination.strip() in ("", "None", "null")):
         raise DynamiqConfigError(
-            f"destination is missing or blank ({destination!r}). Pass the local folder to download into."
+            f"destination is missing or blank ({destination!r}). Pass the folder to download into."
         )
+    from airflow.sdk import ObjectStoragePath
+
+    if isinstance(destination, ObjectStoragePath) or (isinstance(destination, str) and "://" in destination):
+        try:
+            path = destination if isinstance(destination, ObjectStoragePath) else ObjectStoragePath(destination)
+            path.mkdir(parents=True, exist_ok=True)
+        except (ValueError, OSError) as error:
+            raise DynamiqConfigError(f"destination {str(destination)!r} cannot be used: {error}") from None
+        return ObjectStorageFolder(path)
     if not isinstance(destination, (str, os.PathLike)):
         raise DynamiqConfigError(f"destination must be a path, got {type(destination).__name__} {destination!r}.")
     folder = Path(destination).expanduser().resolve()
@@ -82,7 +181,7 @@ def prepare_folder(destination: object) -> Path:
             f"destination {str(folder)!r} cannot be created ({error.strerror or error}). Pass a folder this "
             "worker can write to."
         ) from None
-    return folder
+    return LocalFolder(folder)
 
 
 def contained_path(folder: Path, file_name: str) -> Path:
@@ -97,30 +196,32 @@ def contained_path(folder: Path, file_name: str) -> Path:
     return candidate
 
 
-def stream_to_file(
-    response: httpx.Response, target: Path, *, artifact_id: str, expected_size: int, description: str
-) -> None:
-    """Stream ``response`` into ``target`` through a temporary file in the same folder.
+def write_complete(
+    folder: Folder,
+    name: str,
+    chunks: Iterator[bytes],
+    *,
+    artifact_id: str,
+    expected_size: int,
+    description: str,
+) -> str:
+    """Write ``chunks`` to ``name`` in ``folder`` through a temporary file and return the location.
 
-    The temporary file is renamed onto ``target`` only when the byte count equals
-    ``expected_size``; on any failure it is removed, so no partial file remains.
+    The temporary file becomes ``name`` only when the byte count equals ``expected_size``; on any
+    failure it is removed, so no partial file remains.
     """
-    temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
     try:
-        # 0o666 filtered by the umask gives the permissions that a plain open() gives. mkstemp
-        # would make every file 0o600, which a downstream job running as another user cannot read.
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        handle, temporary = folder.open_temporary(name)
     except OSError as error:
         raise DynamiqDownloadError(
-            f"Failed to {description}: could not create a file in {str(target.parent)!r} "
-            f"({error.strerror or error}).",
+            f"Failed to {description}: could not create a file in {str(folder)!r} ({_reason(error)}).",
             artifact_id=artifact_id,
         ) from None
     try:
         written = 0
-        with os.fdopen(descriptor, "wb") as handle:
-            for chunk in response.iter_bytes(CHUNK_SIZE):
-                handle.write(chunk)
+        with handle:
+            for chunk in chunks:
+                _write_all(handle, chunk)
                 written += len(chunk)
                 if written > expected_size:
                     break
@@ -131,13 +232,51 @@ def stream_to_file(
                 f"{expected_size} bytes. The download was discarded.",
                 artifact_id=artifact_id,
             )
-        os.replace(temporary, target)
+        return folder.commit(temporary, name)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
+        folder.discard(temporary)
         raise DynamiqDownloadError(
-            f"Failed to {description}: could not write {str(target)!r} ({error.strerror or error}).",
+            f"Failed to {description}: could not write {folder.location(name)!r} ({_reason(error)}).",
             artifact_id=artifact_id,
         ) from None
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        folder.discard(temporary)
         raise
+
+
+def select_artifacts(
+    artifacts: Iterable[Artifact], *, name_pattern: str | None = None, mime_types: Iterable[str] | None = None
+) -> list[Artifact]:
+    """Return the artifacts whose name matches ``name_pattern`` and whose MIME type is in ``mime_types``.
+
+    :param name_pattern: a shell-style pattern (``*.pdf``, ``report-??.csv``), matched with case.
+    :param mime_types: exact types (``application/pdf``) or whole families (``image/*``).
+    """
+    wanted_types = [mime_type.lower() for mime_type in mime_types or []]
+
+    def type_matches(mime_type: str) -> bool:
+        mime_type = mime_type.lower()
+        return any(
+            mime_type == wanted or (wanted.endswith("/*") and mime_type.startswith(wanted[:-1])) for wanted in wanted_types
+        )
+
+    return [
+        artifact
+        for artifact in artifacts
+        if (name_pattern is None or fnmatch.fnmatchcase(artifact.name, name_pattern))
+        and (not wanted_types or type_matches(artifact.mime_type))
+    ]
+
+
+def _write_all(handle: BinaryIO, chunk: bytes) -> None:
+    # An unbuffered file may write fewer bytes than given; write the rest rather than lose them.
+    view = memoryview(chunk)
+    while view:
+        count = handle.write(view)
+        if count is None or count >= len(view):
+            return
+        view = view[count:]
+
+
+def _reason(error: OSError) -> Any:
+    return error.strerror or error

@@ -112,6 +112,15 @@ class DynamiqRunError(DynamiqError):
     """An App run ended in a status other than the one the task waits for."""
 
 
+#: Failures worth waiting out while waiting for a user or a run: the next check may succeed.
+#: Anything else (a rejected credential, an unknown App or run, a bad request) is final.
+TRANSIENT_ERRORS: tuple[type[DynamiqError], ...] = (
+    DynamiqTransportError,
+    DynamiqServerError,
+    DynamiqRateLimitError,
+    DynamiqResponseError,
+)
+
 _ERRORS_BY_STATUS: dict[int, type[DynamiqAPIError]] = {
     400: DynamiqBadRequestError,
     401: DynamiqAuthenticationError,

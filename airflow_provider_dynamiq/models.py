@@ -201,7 +201,7 @@ class Run(_Model):
                 message=(
                     f"Run {self.id} is waiting for human input"
                     + (f" ({prompts})" if prompts else "")
-                    + "; answer it in Dynamiq and run the task again, or set on_awaiting_input='wait'."
+                    + "; respond to it in Dynamiq, or set on_awaiting_input='wait' to keep waiting for the response."
                 ),
             )
         return RunOutcome(done=False, succeeded=False, message=f"Run {self.id} is {self.status!r}.")

@@ -7,7 +7,7 @@ import platform
 import sys
 from pathlib import Path
 
-from bench import triggers
+from bench import download, triggers
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -31,10 +31,15 @@ def machine() -> dict[str, object]:
 
 def main() -> None:
     RESULTS.mkdir(exist_ok=True)
-    summary = triggers.main(["--count", "1000", "--interval", "10", "--polls", "3", "--aligned"])
-    summary["machine"] = machine()
-    (RESULTS / "triggers.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"Wrote {RESULTS / 'triggers.json'}")
+    runs = {
+        "triggers": lambda: triggers.main(["--count", "1000", "--interval", "10", "--polls", "3", "--aligned"]),
+        "download": lambda: download.main(["--size-mib", "1024", "--rounds", "5"]),
+    }
+    for name, run in runs.items():
+        summary = run()
+        summary["machine"] = machine()
+        (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"Wrote {RESULTS / f'{name}.json'}")
 
 
 if __name__ == "__main__":

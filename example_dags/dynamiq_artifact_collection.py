@@ -1,7 +1,8 @@
 """Run a Dynamiq App, wait for it in the triggerer, and hand the files it produced to the next task.
 
 1. ``run_app`` starts a background run with the ``input`` param and waits for it, deferred.
-   Set the ``run_id`` param instead to collect the files of an existing run.
+   Set the ``run_id`` param instead to collect the files of an existing run:
+   ``wait_for_existing_run`` then waits for that run, deferred, and fails if the run fails.
 2. ``download_artifacts`` downloads every file of the run into a local folder.
 3. ``read_artifacts`` reads each file and reports what it received.
 
@@ -23,6 +24,7 @@ from airflow.sdk import Param, dag, task
 
 from airflow_provider_dynamiq.operators.artifacts import DynamiqDownloadRunArtifactsOperator
 from airflow_provider_dynamiq.operators.runs import DynamiqCreateRunOperator
+from airflow_provider_dynamiq.sensors.runs import DynamiqRunSensor
 
 POLL_INTERVAL = float(os.environ.get("DYNAMIQ_EXAMPLE_POKE_INTERVAL", "10"))
 
@@ -49,7 +51,7 @@ POLL_INTERVAL = float(os.environ.get("DYNAMIQ_EXAMPLE_POKE_INTERVAL", "10"))
 def dynamiq_artifact_collection():
     @task.branch
     def choose_run(params: dict) -> str:
-        return "use_existing_run" if params["run_id"] else "run_app"
+        return "wait_for_existing_run" if params["run_id"] else "run_app"
 
     run_app = DynamiqCreateRunOperator(
         task_id="run_app",
@@ -60,15 +62,17 @@ def dynamiq_artifact_collection():
         wait_timeout=6 * 3600,
     )
 
-    @task
-    def use_existing_run(params: dict) -> dict:
-        return {"run_id": params["run_id"]}
+    wait_for_existing_run = DynamiqRunSensor(
+        task_id="wait_for_existing_run",
+        run_id="{{ params.run_id or 'no-run-id' }}",
+        deferrable=True,
+        poke_interval=POLL_INTERVAL,
+        timeout=6 * 3600,
+    )
 
     @task(trigger_rule="none_failed_min_one_success")
-    def pick_run_id(ti=None) -> str:
-        started = ti.xcom_pull(task_ids="run_app", key="run_id")
-        existing = ti.xcom_pull(task_ids="use_existing_run")
-        return started or existing["run_id"]
+    def pick_run_id(params: dict, ti=None) -> str:
+        return ti.xcom_pull(task_ids="run_app", key="run_id") or params["run_id"]
 
     run_id = pick_run_id()
     download_artifacts = DynamiqDownloadRunArtifactsOperator(
@@ -89,7 +93,7 @@ def dynamiq_artifact_collection():
         return {"count": len(report), "files": report}
 
     branch = choose_run()
-    branch >> [run_app, use_existing_run()] >> run_id
+    branch >> [run_app, wait_for_existing_run] >> run_id
     read_artifacts(download_artifacts.output)
 
 

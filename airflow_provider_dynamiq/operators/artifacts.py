@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_dynamiq._download import contained_path, plan_file_names, prepare_folder
 from airflow_provider_dynamiq._validation import require_uuid
+from airflow_provider_dynamiq.exceptions import DynamiqConfigError
 from airflow_provider_dynamiq.hooks.dynamiq import DynamiqHook
 
 if TYPE_CHECKING:
@@ -68,53 +67,82 @@ class DynamiqListRunArtifactsOperator(_RunArtifactsOperator):
 
 
 class DynamiqDownloadRunArtifactsOperator(_RunArtifactsOperator):
-    """Download every artifact of an App run into a local folder.
+    """Download the artifacts of an App run into a local folder or Airflow object storage.
 
     Each file is streamed from its signed URL, which gets no Dynamiq credential, into a
-    temporary file that is moved into place only when it is complete and has the listed size.
-    File names come from the server, so they are made safe. Only the last path component is
-    kept, control characters are removed, and a duplicate name gets the artifact id appended.
+    temporary file that becomes the final file only when it is complete and has the listed
+    size. File names come from the server, so they are made safe. Only the last path component
+    is kept, control characters are removed, and a duplicate name gets the artifact id appended.
     No file is written outside ``destination``, and none overwrites another of the same run.
 
+    An expired signed URL is refreshed by listing the run again, once per artifact. Running the
+    task again is safe: files already present with the listed size are skipped, not downloaded
+    again (``overwrite=True`` replaces them, atomically).
+
     Returns a list of ``{"id", "name", "size", "mime_type", "path"}`` where ``name`` is the
-    artifact's name on the server and ``path`` the absolute local path.
+    artifact's name on the server and ``path`` the absolute local path or the object storage URL.
+    When the task has ``outlets``, each outlet's asset event gets ``{"run_id", "paths"}`` as extra,
+    so downstream DAGs scheduled on the asset know which files arrived.
 
     :param run_id: UUID of the run (templated).
-    :param destination: local folder to write to (templated); created when missing.
+    :param destination: local folder, ``ObjectStoragePath`` or object storage URL such as
+        ``s3://bucket/prefix`` (templated); created when missing.
     :param app_id: UUID of the App (templated); defaults as for
         :class:`DynamiqListRunArtifactsOperator`.
+    :param name_pattern: only artifacts whose name matches this shell-style pattern, e.g.
+        ``*.pdf`` (templated).
+    :param mime_types: only artifacts of these MIME types; ``image/*`` matches a family (templated).
+    :param max_concurrency: downloads at once, from 1 to 32 (default 4).
+    :param overwrite: download files again even when present with the right size.
     :param dynamiq_conn_id: Dynamiq connection id (templated), ``dynamiq_default`` by default.
 
     .. seealso:: The "DynamiqDownloadRunArtifactsOperator" section of the README.
     """
 
-    template_fields: Sequence[str] = (*_RunArtifactsOperator.template_fields, "destination")
+    template_fields: Sequence[str] = (*_RunArtifactsOperator.template_fields, "destination", "name_pattern", "mime_types")
 
-    def __init__(self, *, run_id: str, destination: str | os.PathLike[str], app_id: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        destination: Any,
+        app_id: str | None = None,
+        name_pattern: str | None = None,
+        mime_types: list[str] | None = None,
+        max_concurrency: int = 4,
+        overwrite: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(run_id=run_id, app_id=app_id, **kwargs)
         self.destination = destination
+        self.name_pattern = name_pattern
+        self.mime_types = mime_types
+        self.max_concurrency = max_concurrency
+        self.overwrite = overwrite
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         run_id, app_id = self._validated_ids()
-        folder = prepare_folder(self.destination)
-        results: list[dict[str, Any]] = []
+        if self.mime_types is not None and (
+            isinstance(self.mime_types, str) or not all(isinstance(item, str) for item in self.mime_types)
+        ):
+            raise DynamiqConfigError(f"mime_types must be a list of strings, got {self.mime_types!r}.")
         with self.hook:
-            artifacts = self.hook.list_run_artifacts(run_id, app_id=app_id)
-            file_names = plan_file_names(artifacts)
-            for artifact in artifacts:
-                path = contained_path(folder, file_names[artifact.id])
-                self.hook.download_artifact(artifact, path)
-                self.log.info(
-                    "Downloaded artifact %s (%s, %d bytes) to %s.", artifact.id, artifact.mime_type, artifact.size, path
-                )
-                results.append(
-                    {
-                        "id": artifact.id,
-                        "name": artifact.name,
-                        "size": artifact.size,
-                        "mime_type": artifact.mime_type,
-                        "path": str(path),
-                    }
-                )
-        self.log.info("Downloaded %d artifact(s) of run %s to %s.", len(results), run_id, folder)
+            results = self.hook.download_run_artifacts(
+                run_id,
+                self.destination,
+                app_id=app_id,
+                name_pattern=self.name_pattern or None,
+                mime_types=self.mime_types,
+                max_concurrency=self.max_concurrency,
+                overwrite=self.overwrite,
+            )
+        self.log.info("%d artifact(s) of run %s are in %s.", len(results), run_id, self.destination)
+        self._describe_asset_events(context, run_id, [item["path"] for item in results])
         return results
+
+    def _describe_asset_events(self, context: Context, run_id: str, paths: list[str]) -> None:
+        outlet_events = context.get("outlet_events") if hasattr(context, "get") else None
+        if not self.outlets or outlet_events is None:
+            return
+        for outlet in self.outlets:
+            outlet_events[outlet].extra.update({"run_id": run_id, "paths": paths})

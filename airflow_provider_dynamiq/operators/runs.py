@@ -14,7 +14,12 @@ from airflow.sdk.execution_time.xcom import XCom
 
 from airflow_provider_dynamiq._deferral import event_payload
 from airflow_provider_dynamiq._validation import require_id, require_uuid
-from airflow_provider_dynamiq.exceptions import DynamiqConfigError, DynamiqRunError
+from airflow_provider_dynamiq.exceptions import (
+    TRANSIENT_ERRORS,
+    DynamiqConfigError,
+    DynamiqNotFoundError,
+    DynamiqRunError,
+)
 from airflow_provider_dynamiq.hooks.dynamiq import DynamiqHook
 from airflow_provider_dynamiq.triggers.dynamiq import DynamiqRunTrigger
 
@@ -26,6 +31,8 @@ if TYPE_CHECKING:
 
 #: XCom key of the run's URL, read by :class:`DynamiqRunLink`.
 RUN_URL_XCOM_KEY = "run_url"
+#: Task state store key of the run a try started, so that a retry can resume it.
+RUN_ID_STATE_KEY = "dynamiq_run_id"
 AwaitingInput = Literal["wait", "fail"]
 
 
@@ -47,6 +54,10 @@ class DynamiqCreateRunOperator(BaseOperator):
     a second run. The task pushes ``run_id``, ``app_id`` and ``run_url`` to XCom as soon as the
     run exists, so that the run can be found even if the task fails while waiting.
 
+    A retry or a clear of the task resumes the run an earlier try started, unless that run failed
+    or was canceled (``resume_previous_run=False`` always starts a new one). The run id is kept
+    in Airflow's task state store, which survives retries.
+
     ``completed`` finishes the task and returns ``{"run_id", "app_id", "status", "output"}``.
     ``failed`` and ``canceled`` fail it with the run id. ``awaiting_input`` (a person must
     respond in Dynamiq) keeps waiting, or fails the task with ``on_awaiting_input="fail"``.
@@ -62,6 +73,8 @@ class DynamiqCreateRunOperator(BaseOperator):
     :param wait_timeout: seconds to wait for the run before failing; ``None`` waits as long as the
         task's ``execution_timeout`` allows.
     :param on_awaiting_input: ``"wait"`` (default) or ``"fail"`` when the run waits for input.
+    :param resume_previous_run: on a retry, wait for the run an earlier try started instead of
+        starting another.
     :param dynamiq_conn_id: Dynamiq connection id (templated), ``dynamiq_default`` by default.
 
     .. seealso:: The "DynamiqCreateRunOperator" section of the README.
@@ -83,16 +96,19 @@ class DynamiqCreateRunOperator(BaseOperator):
         poll_interval: float = 10.0,
         wait_timeout: float | None = None,
         on_awaiting_input: AwaitingInput = "wait",
+        resume_previous_run: bool = True,
         dynamiq_conn_id: str = DynamiqHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if on_awaiting_input not in ("wait", "fail"):
             raise DynamiqConfigError(f"on_awaiting_input must be 'wait' or 'fail', got {on_awaiting_input!r}.")
-        if not poll_interval > 0:
-            raise DynamiqConfigError(f"poll_interval must be a positive number of seconds, got {poll_interval!r}.")
-        if wait_timeout is not None and not wait_timeout > 0:
-            raise DynamiqConfigError(f"wait_timeout must be a positive number of seconds or None, got {wait_timeout!r}.")
+        if not _positive_seconds(poll_interval):
+            raise DynamiqConfigError(f"poll_interval must be a positive, finite number of seconds, got {poll_interval!r}.")
+        if wait_timeout is not None and not _positive_seconds(wait_timeout):
+            raise DynamiqConfigError(
+                f"wait_timeout must be a positive, finite number of seconds or None, got {wait_timeout!r}."
+            )
         self.input = input
         self.user_id = user_id
         self.session_id = session_id
@@ -101,6 +117,7 @@ class DynamiqCreateRunOperator(BaseOperator):
         self.poll_interval = poll_interval
         self.wait_timeout = wait_timeout
         self.on_awaiting_input = on_awaiting_input
+        self.resume_previous_run = resume_previous_run
         self.dynamiq_conn_id = dynamiq_conn_id
         self.run_id: str | None = None
 
@@ -114,8 +131,13 @@ class DynamiqCreateRunOperator(BaseOperator):
             require_id(self.user_id, "user_id")
         if self.session_id is not None:
             require_uuid(self.session_id, "session_id")
+        store = context.get("task_state_store") if hasattr(context, "get") else None
         with self.hook:
-            run = self.hook.create_run(self.input, user_id=self.user_id, session_id=self.session_id)
+            run = self._previous_run(store)
+            if run is None:
+                run = self.hook.create_run(self.input, user_id=self.user_id, session_id=self.session_id)
+                if store is not None:
+                    store.set(RUN_ID_STATE_KEY, run.id)
             self.run_id = run.id
             app_id = run.app_id or self._connection_app_id()
             ti = context["ti"]
@@ -151,6 +173,23 @@ class DynamiqCreateRunOperator(BaseOperator):
         finally:
             self.hook.close()
 
+    def _previous_run(self, store: Any) -> Run | None:
+        """Return the run an earlier try of this task started, when it can still be waited for."""
+        if store is None or not self.resume_previous_run:
+            return None
+        run_id = store.get(RUN_ID_STATE_KEY)
+        if not isinstance(run_id, str):
+            return None
+        try:
+            run = self.hook.get_run(run_id)
+        except DynamiqNotFoundError:
+            return None
+        if run.status in ("failed", "canceled"):
+            self.log.info("Run %s of an earlier try ended %r; starting a new run.", run_id, run.status)
+            return None
+        self.log.info("Resuming run %s, started by an earlier try of this task (status %r).", run_id, run.status)
+        return run
+
     def _defer_or_finish(self, run: Run, app_id: str) -> None:
         outcome = run.evaluate(fail_on_awaiting_input=self.on_awaiting_input == "fail")
         if outcome.done:
@@ -168,17 +207,23 @@ class DynamiqCreateRunOperator(BaseOperator):
         )
 
     def _poll(self, run: Run, app_id: str) -> dict[str, Any]:
-        deadline = None if self.wait_timeout is None else time.monotonic() + self.wait_timeout
+        started = time.monotonic()
+        deadline = None if self.wait_timeout is None else started + self.wait_timeout
         fail_on_input = self.on_awaiting_input == "fail"
         while not run.evaluate(fail_on_awaiting_input=fail_on_input).done:
-            self.log.info("Run %s is %r; checking again in %g s.", run.id, run.status, self.poll_interval)
-            if deadline is not None and time.monotonic() + self.poll_interval > deadline:
+            if deadline is not None and time.monotonic() >= deadline:
                 raise DynamiqRunError(
-                    f"Timed out after {self.wait_timeout:g} s waiting for run {run.id} (last status {run.status!r}). "
-                    "The run keeps going in Dynamiq; cancel it there if needed."
+                    f"Timed out after {time.monotonic() - started:.0f} s waiting for run {run.id} "
+                    f"(last status {run.status!r}). The run keeps going in Dynamiq; cancel it there if needed."
                 )
-            time.sleep(self.poll_interval)
-            run = self.hook.get_run(run.id)
+            wait = self.poll_interval if deadline is None else min(self.poll_interval, deadline - time.monotonic())
+            self.log.info("Run %s is %r; checking again in %.0f s.", run.id, run.status, wait)
+            time.sleep(max(wait, 0))
+            try:
+                run = self.hook.get_run(run.id)
+            except TRANSIENT_ERRORS as error:
+                # The run exists and keeps going: failing here would make a task retry start a second one.
+                self.log.warning("Checking run %s failed; checking again in %g s. %s", run.id, self.poll_interval, error)
         return self._finish(run, app_id)
 
     def _finish(self, run: Run, app_id: str) -> dict[str, Any]:
@@ -193,3 +238,7 @@ class DynamiqCreateRunOperator(BaseOperator):
             return self.hook.settings.resolve_app_id()
         except DynamiqConfigError:
             return None
+
+
+def _positive_seconds(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")

@@ -64,7 +64,7 @@ class DynamiqRequirementsSensor(DynamiqSensorBase):
         self.log.info("User %s has met every requirement (status %r).", self.user_id, payload.get("requirements_status"))
         return _ready_value(self.user_id, payload.get("requirements_status"))
 
-    def poke(self, context: Context) -> PokeReturnValue:
+    def check(self, context: Context) -> PokeReturnValue:
         status = self.hook.get_requirements_status(self.user_id)
         if status.is_complete:
             self.log.info("User %s has met every requirement (status %r).", self.user_id, status.status)

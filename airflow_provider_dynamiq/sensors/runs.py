@@ -65,7 +65,7 @@ class DynamiqRunSensor(DynamiqSensorBase):
             cancel_on_kill=False,
         )
 
-    def poke(self, context: Context) -> PokeReturnValue:
+    def check(self, context: Context) -> PokeReturnValue:
         run = self.hook.get_run(self.run_id)
         outcome = run.evaluate(fail_on_awaiting_input=self.on_awaiting_input == "fail")
         if not outcome.done:

@@ -19,18 +19,10 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_dynamiq.exceptions import (
-    DynamiqError,
-    DynamiqRateLimitError,
-    DynamiqResponseError,
-    DynamiqServerError,
-    DynamiqTransportError,
-)
+from airflow_provider_dynamiq._deferral import error_fields
+from airflow_provider_dynamiq.exceptions import TRANSIENT_ERRORS, DynamiqError, DynamiqRunError
 from airflow_provider_dynamiq.hooks.dynamiq import DynamiqHook
 
-# Failures worth waiting out: the next poll may succeed. Anything else (bad credentials, an
-# unknown App or run, a bad request) ends the wait with an error event.
-TRANSIENT_ERRORS = (DynamiqTransportError, DynamiqServerError, DynamiqRateLimitError, DynamiqResponseError)
 
 
 class _SharedHooks:
@@ -72,11 +64,13 @@ class _PollingTrigger(BaseTrigger):
 
     def __init__(self, *, dynamiq_conn_id: str, poll_interval: float, timeout_at: float | None) -> None:
         super().__init__()
-        if not poll_interval > 0:
-            raise ValueError(f"poll_interval must be a positive number of seconds, got {poll_interval!r}.")
+        if not 0 < poll_interval < float("inf"):
+            raise ValueError(f"poll_interval must be a positive, finite number of seconds, got {poll_interval!r}.")
         self.dynamiq_conn_id = dynamiq_conn_id
         self.poll_interval = float(poll_interval)
         self.timeout_at = timeout_at
+        #: The last state seen, for the timeout message, e.g. "last status 'started'".
+        self.last_state = ""
 
     async def check(self, hook: DynamiqHook) -> dict[str, Any] | None:
         """Poll once; return the final event payload, or ``None`` to keep waiting."""
@@ -88,6 +82,7 @@ class _PollingTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         loop = asyncio.get_running_loop()
+        started = time.monotonic()
         first_due = loop.time() + self.poll_interval * random.uniform(0.5, 1.0)
         polls = 0
         async with SHARED_HOOKS.hook(self.dynamiq_conn_id) as hook:
@@ -96,25 +91,36 @@ class _PollingTrigger(BaseTrigger):
                 # however long that poll took, so waits do not drift.
                 due = first_due + polls * self.poll_interval
                 polls += 1
+                wait = due - loop.time()
                 remaining = self._seconds_left()
-                if remaining is not None and remaining < due - loop.time():
-                    await asyncio.sleep(max(remaining, 0))
-                    yield TriggerEvent(
-                        {"status": "timeout", "message": f"Timed out waiting for {self.describe()}.", **self.ids()}
-                    )
-                    return
-                await asyncio.sleep(max(due - loop.time(), 0))
-                try:
-                    payload = await self.check(hook)
-                except TRANSIENT_ERRORS as error:
-                    self.log.warning("Polling %s failed; polling again in %g s. %s", self.describe(), self.poll_interval, error)
-                    continue
-                except DynamiqError as error:
-                    yield TriggerEvent({"status": "error", "message": str(error), **self.ids()})
-                    return
+                # When the deadline comes before the next poll, poll once more at the deadline.
+                last_chance = remaining is not None and remaining <= wait
+                await asyncio.sleep(max(remaining if last_chance else wait, 0))
+                payload = await self._poll_once(hook)
                 if payload is not None:
                     yield TriggerEvent({**payload, **self.ids()})
                     return
+                if last_chance or (self.timeout_at is not None and self._seconds_left() <= 0):
+                    waited = time.monotonic() - started
+                    yield TriggerEvent(
+                        {
+                            "status": "timeout",
+                            "message": f"Timed out after {waited:.0f} s waiting for {self.describe()}"
+                            + (f" ({self.last_state})." if self.last_state else "."),
+                            **self.ids(),
+                        }
+                    )
+                    return
+
+    async def _poll_once(self, hook: DynamiqHook) -> dict[str, Any] | None:
+        """Poll once; return a final payload, or ``None`` to keep waiting after a transient error."""
+        try:
+            return await self.check(hook)
+        except TRANSIENT_ERRORS as error:
+            self.log.warning("Polling %s failed; polling again in %g s. %s", self.describe(), self.poll_interval, error)
+            return None
+        except DynamiqError as error:
+            return {"status": "error", "message": str(error), **error_fields(error)}
 
     def ids(self) -> dict[str, Any]:
         """Return the ids that every event of this trigger carries."""
@@ -169,6 +175,7 @@ class DynamiqRequirementsTrigger(_PollingTrigger):
         status = await hook.aget_requirements_status(self.user_id)
         if status.readiness().ready:
             return {"status": "success", "requirements_status": status.status}
+        self.last_state = f"last status {status.status!r}, {len(status.unsatisfied)} unsatisfied"
         self.log.info(
             "User %s is not ready: %d unsatisfied requirement(s).", self.user_id, len(status.unsatisfied)
         )
@@ -229,13 +236,17 @@ class DynamiqRunTrigger(_PollingTrigger):
         run = await hook.aget_run(self.run_id)
         outcome = run.evaluate(fail_on_awaiting_input=self.fail_on_awaiting_input)
         if not outcome.done:
+            self.last_state = f"last status {run.status!r}"
             self.log.info("%s", outcome.message)
             return None
-        return {
+        payload = {
             "status": "success" if outcome.succeeded else "error",
             "run_status": run.status,
             "message": outcome.message,
         }
+        if not outcome.succeeded:
+            payload["error_class"] = DynamiqRunError.__name__
+        return payload
 
     async def on_kill(self) -> None:
         """Cancel the run, because the task waiting for it was killed."""

@@ -70,3 +70,28 @@ def test_collects_existing_run(airflow_home, tmp_path):
     assert posts == []
     pdf = tmp_path / EXAMPLE_RUN_ID / "triage-summary.pdf"
     assert hashlib.sha256(pdf.read_bytes()).hexdigest() == digest
+
+
+def test_waits_for_running_existing_run(airflow_home, tmp_path):
+    with FakeDynamiqServer() as server:
+        server.set_run_behaviour(outcome="completed", duration=3, output={"late": True})
+        from airflow_provider_dynamiq.hooks.dynamiq import DynamiqHook
+
+        os.environ["AIRFLOW_CONN_DYNAMIQ_DEFAULT"] = json.dumps(server.connection_json())
+        try:
+            with DynamiqHook() as hook:
+                run_id = hook.create_run({"x": 1}).id
+        finally:
+            del os.environ["AIRFLOW_CONN_DYNAMIQ_DEFAULT"]
+        completed = dags_test(airflow_home, server, {"artifacts_dir": str(tmp_path), "run_id": run_id})
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    assert json.loads((tmp_path / run_id / "result.json").read_text()) == {"late": True}
+
+
+def test_failed_existing_run_fails_the_dag(airflow_home, tmp_path):
+    with FakeDynamiqServer() as server:
+        server.set_run_behaviour(outcome="failed", duration=0.5)
+        run_id = server.add_run(status="failed")
+        completed = dags_test(airflow_home, server, {"artifacts_dir": str(tmp_path), "run_id": run_id})
+    assert "ended with status 'failed'" in completed.stdout
+    assert not (tmp_path / run_id).exists()

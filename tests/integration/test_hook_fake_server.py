@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from pathlib import Path
 
 import httpx
 import pytest
@@ -101,7 +102,8 @@ def test_management_token_used_when_set(monkeypatch, fake_server):
 
 def test_download_has_no_credential(hook, fake_server, tmp_path):
     (artifact,) = hook.list_run_artifacts(EXAMPLE_RUN_ID)
-    path = hook.download_artifact(artifact, tmp_path / "report.pdf")
+    path = Path(hook.download_artifact(artifact, tmp_path))
+    assert path == tmp_path / "triage-summary.pdf"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == fake_server.artifact_sha256(EXAMPLE_ARTIFACT_ID)
     storage = [r for r in fake_server.requests if r.role == "storage"]
     assert storage
@@ -113,7 +115,7 @@ def test_truncated_download_leaves_nothing(hook, fake_server, tmp_path):
     (artifact,) = hook.list_run_artifacts(EXAMPLE_RUN_ID)
     fake_server.add_fault(role="storage", truncate=True, count=10)
     with pytest.raises(Exception) as raised:
-        hook.download_artifact(artifact, tmp_path / "report.pdf")
+        hook.download_artifact(artifact, tmp_path)
     assert "triage-summary.pdf" in str(raised.value)
     assert list(tmp_path.iterdir()) == []
 
@@ -121,15 +123,16 @@ def test_truncated_download_leaves_nothing(hook, fake_server, tmp_path):
 def test_truncated_once_is_retried(hook, fake_server, tmp_path):
     (artifact,) = hook.list_run_artifacts(EXAMPLE_RUN_ID)
     fake_server.add_fault(role="storage", truncate=True, count=1)
-    path = hook.download_artifact(artifact, tmp_path / "report.pdf")
-    assert path.stat().st_size == 18231
+    path = hook.download_artifact(artifact, tmp_path, file_name="report.pdf")
+    assert Path(path).stat().st_size == 18231
+    assert path == str(tmp_path / "report.pdf")
 
 
 def test_expired_url_says_so(hook, fake_server, tmp_path):
     (artifact,) = hook.list_run_artifacts(EXAMPLE_RUN_ID)
     fake_server.expire_download_urls()
     with pytest.raises(DynamiqDownloadError) as raised:
-        hook.download_artifact(artifact, tmp_path / "report.pdf")
+        hook.download_artifact(artifact, tmp_path)
     assert raised.value.url_expired
     assert raised.value.artifact_id == EXAMPLE_ARTIFACT_ID
     assert "sig=" not in str(raised.value)
@@ -200,7 +203,7 @@ def test_httpx_debug_logs_hide_query_strings(hook, fake_server, tmp_path):
         logger.addHandler(collector)
     try:
         (artifact,) = hook.list_run_artifacts(EXAMPLE_RUN_ID)
-        hook.download_artifact(artifact, tmp_path / "report.pdf")
+        hook.download_artifact(artifact, tmp_path)
         token = hook.create_connect_token(EXAMPLE_USER_ID)
     finally:
         for logger, level in zip(loggers, previous):

@@ -336,7 +336,10 @@ def test_destination_under_a_file_sends_nothing(dynamiq_conn, fake_server, tmp_p
     assert fake_server.requests == []
 
 
-def test_download_to_folder_path_is_rejected(hook, tmp_path):
+def test_download_into_a_file_is_rejected(hook, fake_server, tmp_path):
     (artifact,) = hook.list_run_artifacts(EXAMPLE_RUN_ID)
-    with pytest.raises(DynamiqConfigError, match="is a folder"):
-        hook.download_artifact(artifact, tmp_path)
+    (tmp_path / "afile").write_text("x")
+    fake_server.clear_requests()
+    with pytest.raises(DynamiqConfigError, match="not a folder"):
+        hook.download_artifact(artifact, tmp_path / "afile")
+    assert fake_server.requests == []

@@ -16,6 +16,8 @@ from airflow_provider_dynamiq.sensors.runs import DynamiqRunSensor
 from airflow_provider_dynamiq.testing import EXAMPLE_APP_ID, EXAMPLE_RUN_ID, EXAMPLE_USER_ID
 from airflow_provider_dynamiq.triggers.dynamiq import DynamiqRequirementsTrigger, DynamiqRunTrigger
 
+from support import FAST_RETRIES
+
 
 class RecordingTaskInstance:
     """Stands in for the task instance in the context; records XCom pushes."""
@@ -240,3 +242,98 @@ def test_run_sensor_rejects_bad_run_id(dynamiq_conn, fake_server, context):
     with pytest.raises(DynamiqConfigError, match="run_id"):
         DynamiqRunSensor(task_id="wait_run", run_id="None").execute(context)
     assert fake_server.requests == []
+
+
+# -- fixes after a new-user trial -------------------------------------------------------
+
+
+class MemoryStateStore:
+    """Stands in for Airflow's task state store, which keeps values across task tries."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def get(self, key: str, default: object = None) -> object:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: object) -> None:
+        self.values[key] = value
+
+
+def test_retry_resumes_the_run(dynamiq_conn, fake_server):
+    fake_server.set_run_behaviour(outcome="completed", duration=0.3)
+    store = MemoryStateStore()
+    operator = DynamiqCreateRunOperator(task_id="run", input={}, poll_interval=0.05)
+    fake_server.add_fault(method="GET", path="^/v1/runs/", status=404, count=1)
+    with pytest.raises(DynamiqError):
+        operator.execute({"ti": RecordingTaskInstance(), "task_state_store": store})
+    first_run = store.values["dynamiq_run_id"]
+    result = operator.execute({"ti": RecordingTaskInstance(), "task_state_store": store})
+    assert result["run_id"] == first_run
+    assert len(run_posts(fake_server)) == 1
+
+
+def test_retry_after_failed_run_starts_new(dynamiq_conn, fake_server):
+    fake_server.set_run_behaviour(outcome="failed", duration=0.1)
+    store = MemoryStateStore()
+    operator = DynamiqCreateRunOperator(task_id="run", input={}, poll_interval=0.05)
+    with pytest.raises(DynamiqRunError):
+        operator.execute({"ti": RecordingTaskInstance(), "task_state_store": store})
+    fake_server.set_run_behaviour(outcome="completed", duration=0.1)
+    result = operator.execute({"ti": RecordingTaskInstance(), "task_state_store": store})
+    assert result["status"] == "completed"
+    assert len(run_posts(fake_server)) == 2
+    assert store.values["dynamiq_run_id"] == result["run_id"]
+
+
+def test_polling_survives_an_outage(dynamiq_conn, fake_server, context):
+    fake_server.set_run_behaviour(outcome="completed", duration=0.5)
+    fake_server.add_fault(method="GET", path="^/v1/runs/", status=503, count=12)
+    operator = DynamiqCreateRunOperator(task_id="run", input={}, poll_interval=0.05)
+    operator.hook._retry_policy = FAST_RETRIES  # four attempts per check, so the outage spans three checks
+    result = operator.execute(context)
+    assert result["status"] == "completed"
+    assert len(run_posts(fake_server)) == 1
+
+
+def test_run_finishing_before_deadline_succeeds(dynamiq_conn, fake_server, context):
+    fake_server.set_run_behaviour(outcome="completed", duration=0.3)
+    result = DynamiqCreateRunOperator(task_id="run", input={}, poll_interval=5, wait_timeout=1).execute(context)
+    assert result["status"] == "completed"
+
+
+def test_soft_fail_skips_only_timeouts(dynamiq_conn, fake_server):
+    from airflow_provider_dynamiq.exceptions import DynamiqAuthenticationError
+
+    sensor = DynamiqRunSensor(task_id="wait_run", run_id=EXAMPLE_RUN_ID, soft_fail=True)
+    failed = {"status": "error", "message": "Run x ended with status 'failed'.", "error_class": "DynamiqRunError"}
+    with pytest.raises(DynamiqRunError, match="failed"):
+        sensor.resume_execution("execute_complete", {"event": failed}, {})
+    rejected = {"status": "error", "message": "HTTP 401", "error_class": "DynamiqAuthenticationError", "status_code": 401}
+    with pytest.raises(DynamiqAuthenticationError) as raised:
+        sensor.resume_execution("execute_complete", {"event": rejected}, {})
+    assert raised.value.status_code == 401
+    with pytest.raises(AirflowSkipException):
+        sensor.resume_execution("execute_complete", {"event": {"status": "timeout", "message": "Timed out."}}, {})
+
+
+def test_transient_poke_error_means_not_yet(dynamiq_conn, fake_server, context):
+    fake_server.add_fault(path="^/v1/runs/", status=503, count=None)
+    sensor = DynamiqRunSensor(task_id="wait_run", run_id=EXAMPLE_RUN_ID)
+    sensor.hook._retry_policy = FAST_RETRIES
+    assert not sensor.poke(context)
+
+
+@pytest.mark.parametrize(
+    ("interval", "error"), [(0, DynamiqConfigError), (-1, ValueError), (float("inf"), OverflowError)]
+)
+def test_bad_poke_interval_fails_at_parse(interval, error):
+    # Airflow's sensor rejects negative and infinite intervals itself; the provider adds zero.
+    with pytest.raises(error, match="poke_interval|infinity"):
+        DynamiqRequirementsSensor(task_id="wait", user_id="u", deferrable=True, poke_interval=interval)
+
+
+@pytest.mark.parametrize("value", ["10", float("inf"), 0, True])
+def test_bad_poll_interval_fails_at_parse(value):
+    with pytest.raises(DynamiqConfigError, match="poll_interval"):
+        DynamiqCreateRunOperator(task_id="run", input={}, poll_interval=value)

@@ -178,3 +178,38 @@ async def test_run_trigger_on_kill_cancels(dynamiq_conn, fake_server):
     await trigger.on_kill()
     with DynamiqHook() as hook:
         assert hook.get_run(run_id).status == "canceled"
+
+
+async def test_run_done_before_deadline_is_seen(dynamiq_conn, fake_server):
+    from airflow_provider_dynamiq.hooks.dynamiq import DynamiqHook
+
+    fake_server.set_run_behaviour(outcome="completed", duration=0.3)
+    with DynamiqHook() as hook:
+        run_id = hook.create_run({}).id
+    # The next poll would come after the deadline; the trigger polls once more at the deadline.
+    trigger = DynamiqRunTrigger(run_id=run_id, poll_interval=30, timeout_at=time.time() + 1)
+    event = await first_event(trigger)
+    assert event.payload["status"] == "success"
+
+
+async def test_timeout_names_last_status(dynamiq_conn, fake_server):
+    trigger = DynamiqRequirementsTrigger(user_id=EXAMPLE_USER_ID, poll_interval=0.05, timeout_at=time.time() + 0.3)
+    event = await first_event(trigger)
+    assert event.payload["status"] == "timeout"
+    assert "last status 'incomplete', 1 unsatisfied" in event.payload["message"]
+
+
+async def test_slow_polls_do_not_extend_deadline(dynamiq_conn, fake_server):
+    fake_server.add_fault(path="/v1/requirements/status", delay=0.4, count=None)
+    trigger = DynamiqRequirementsTrigger(user_id=EXAMPLE_USER_ID, poll_interval=0.05, timeout_at=time.time() + 0.5)
+    event = await first_event(trigger, timeout=5)
+    assert event.payload["status"] == "timeout"
+
+
+async def test_error_event_names_error_class(monkeypatch, fake_server):
+    connection = fake_server.connection_json()
+    connection["password"] = "dynamiq_acc_wrong"
+    set_connection(monkeypatch, "dynamiq_default", connection)
+    event = await first_event(DynamiqRequirementsTrigger(user_id=EXAMPLE_USER_ID, poll_interval=0.05))
+    assert event.payload["error_class"] == "DynamiqAuthenticationError"
+    assert event.payload["status_code"] == 401
