@@ -168,24 +168,23 @@ def create_run_call(
 def get_run_call(settings: ConnectionSettings, run_id: str) -> Call[Run]:
     """Describe ``GET /v1/runs/{run_id}`` on the App host."""
     run_id = require_uuid(run_id, "run_id")
-    context = call_context(
-        settings,
-        f"get run {run_id}",
-        "app",
-        not_found=f"Check run_id {run_id}: it must be a run of the App at {settings.app_host}.",
-    )
+    context = call_context(settings, f"get run {run_id}", "app", not_found=_run_not_found(settings, run_id))
     return Call("GET", "app", f"/v1/runs/{run_id}", context, _data_parser(Run, context))
 
 
 def cancel_run_call(settings: ConnectionSettings, run_id: str) -> Call[None]:
     """Describe ``POST /v1/runs/{run_id}/cancel``, which is idempotent: a finished run stays as it is."""
     run_id = require_uuid(run_id, "run_id")
-    context = call_context(settings, f"cancel run {run_id}", "app")
+    context = call_context(settings, f"cancel run {run_id}", "app", not_found=_run_not_found(settings, run_id))
 
     def parse(response: httpx.Response) -> None:
         return None
 
     return Call("POST", "app", f"/v1/runs/{run_id}/cancel", context, parse)
+
+
+def _run_not_found(settings: ConnectionSettings, run_id: str) -> str:
+    return f"Check run_id {run_id}: it must be a run of the App at {settings.app_host}."
 
 
 def validate_page_size(page_size: Any) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shlex
 import signal
@@ -43,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
             "DELETE /_fake/faults clears them; POST /_fake/runs/behaviour with "
             '{"outcome": "failed", "duration": 5} sets how new runs end.'
         ),
+    )
+    parser.add_argument(
+        "--management-token",
+        action="store_true",
+        help="put the fake's Personal Access Token in the connection's management_token extra",
     )
     parser.add_argument(
         "--access-key",
@@ -92,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Management API URL: {server.management_url}")
         print(f"Console URL:        {server.console_url}")
         print(f"Storage URL:        {server.storage_url}")
-        print(f"export AIRFLOW_CONN_DYNAMIQ_DEFAULT={shlex.quote(server.airflow_conn_env())}", flush=True)
+        connection = json.dumps(server.connection_json(management_token=arguments.management_token))
+        print(f"export AIRFLOW_CONN_DYNAMIQ_DEFAULT={shlex.quote(connection)}", flush=True)
         # Waiting in slices keeps the main thread free to run the signal handlers.
         while not stop.wait(0.5):
             pass

@@ -272,3 +272,21 @@ def test_errors_are_dynamiq_errors():
     from airflow.sdk.exceptions import AirflowException
 
     assert issubclass(DynamiqError, AirflowException)
+
+
+def test_storage_redirect_carries_no_credential(make_hook, tmp_path):
+    from airflow_provider_dynamiq.models import Artifact
+
+    seen = []
+
+    def handler(request):
+        seen.append(request)
+        if request.url.host == "storage.example.test":
+            return httpx.Response(302, headers={"Location": "https://mirror.example.test/file?sig=abc"})
+        return httpx.Response(200, stream=httpx.ByteStream(b"12345"))  # streamed, as a real server sends it
+
+    artifact = Artifact(id="a1", name="f.txt", size=5, download_url="https://storage.example.test/a1?sig=xyz")
+    path = make_hook(handler).download_artifact(artifact, tmp_path)
+    assert open(path, "rb").read() == b"12345"
+    assert [request.url.host for request in seen] == ["storage.example.test", "mirror.example.test"]
+    assert all("authorization" not in request.headers for request in seen)
