@@ -37,6 +37,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_dynamiq.operators.connect",
                     "airflow_provider_dynamiq.operators.artifacts",
                     "airflow_provider_dynamiq.operators.runs",
+                    "airflow_provider_dynamiq.operators.requirements",
                 ],
             }
         ],

@@ -7,7 +7,7 @@ import platform
 import sys
 from pathlib import Path
 
-from bench import download, triggers
+from bench import bulk, download, triggers
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -34,6 +34,7 @@ def main() -> None:
     runs = {
         "triggers": lambda: triggers.main(["--count", "1000", "--interval", "10", "--polls", "3", "--aligned"]),
         "download": lambda: download.main(["--size-mib", "1024", "--rounds", "5"]),
+        "bulk": lambda: bulk.main(["--users", "2000", "--latency-ms", "25", "--concurrency", "50"]),
     }
     for name, run in runs.items():
         summary = run()

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from airflow_provider_dynamiq.models import ConnectToken
 
 DEFAULT_SUBJECT = "Action needed: connect your accounts"
+#: Task state store key recording that this task emailed its user in this DAG run.
+EMAIL_STATE_KEY = "dynamiq_connect_email"
 # Stands in for the link when templates are rendered before a token is created.
 PLACEHOLDER_URL = "https://connect.invalid/connect?token=placeholder"
 _ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+$")
@@ -97,8 +99,10 @@ class DynamiqSendConnectLinkOperator(BaseOperator):
     The operator checks the user's requirement status first. When the user is ready it sends
     nothing. Otherwise it creates a connect token and sends one email through the SMTP
     connection, listing each unmet requirement's title and description and when the link
-    expires. At most one email is sent per task try: the SMTP send is never retried by this
-    operator, whatever fails after it.
+    expires. At most one email is sent per user and DAG run: the SMTP send is never repeated
+    within a try, and a retry of the task (or of one mapped index) finds the earlier try's record
+    in Airflow's task state store and sends nothing. A send that certainly failed (no connection,
+    rejected address) does not count, so a retry sends it.
 
     Returns ``{"user_id", "sent", "expires_at", "unsatisfied"}``, with requirement names only.
     The link never reaches XCom, the task log or the rendered template fields.
@@ -168,6 +172,14 @@ class DynamiqSendConnectLinkOperator(BaseOperator):
         _recipients(self.cc, "cc", required=False)
         _recipients(self.bcc, "bcc", required=False)
 
+        store = context.get("task_state_store") if hasattr(context, "get") else None
+        earlier = store.get(EMAIL_STATE_KEY) if store is not None else None
+        if isinstance(earlier, dict):
+            # At most one email per user and DAG run: a retry never sends again, even when the
+            # earlier try failed after (or while) sending.
+            self.log.info("An earlier try of this task already emailed user %s; not sending again.", user_id)
+            return {"user_id": user_id, "sent": True, "expires_at": earlier.get("expires_at"), "unsatisfied": earlier.get("unsatisfied", [])}
+
         with self.hook:
             status = self.hook.get_requirements_status(user_id)
             if status.is_complete:
@@ -188,7 +200,15 @@ class DynamiqSendConnectLinkOperator(BaseOperator):
             context, user_id, url, token.expires_at, requirements, secrets=(url, token.token.get_secret_value())
         )
 
-        self._send_once(recipients, subject, body)
+        sent_record = {"expires_at": token.expires_at.isoformat(), "unsatisfied": status.unsatisfied_names()}
+        if store is not None:
+            store.set(EMAIL_STATE_KEY, sent_record)  # before sending: if the send dies midway, no retry resends
+        try:
+            self._send_once(recipients, subject, body)
+        except _NotSent:
+            if store is not None:
+                store.delete(EMAIL_STATE_KEY)  # certainly not sent, so a retry may send it
+            raise
         self.log.info(
             "Emailed a connect link on %s to %s for user %s (%d unmet requirement(s)); it expires at %s.",
             link_host(url),
@@ -247,7 +267,7 @@ class DynamiqSendConnectLinkOperator(BaseOperator):
         try:
             smtp.get_conn()
         except (smtplib.SMTPException, OSError, AirflowException) as error:
-            raise DynamiqError(
+            raise _NotSent(
                 f"Failed to email {where}: could not connect or log in ({type(error).__name__}: {error}). "
                 "The email was not sent."
             ) from None
@@ -262,7 +282,7 @@ class DynamiqSendConnectLinkOperator(BaseOperator):
                     bcc=self.bcc,
                 )
             except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as error:
-                raise DynamiqError(
+                raise _NotSent(
                     f"Failed to email {where}: the server rejected it ({type(error).__name__}: {error}). "
                     "The email was not sent; check the addresses."
                 ) from None
@@ -271,6 +291,10 @@ class DynamiqSendConnectLinkOperator(BaseOperator):
                     f"Failed to email {where}: {type(error).__name__}: {error}. The email may or may not have "
                     "been delivered, so it is not resent in this task try."
                 ) from None
+
+
+class _NotSent(DynamiqError):
+    """The email was certainly not sent (no connection, or the server rejected it)."""
 
 
 class _SingleAttemptSmtpHook(SmtpHook):

@@ -343,3 +343,49 @@ def test_download_into_a_file_is_rejected(hook, fake_server, tmp_path):
     with pytest.raises(DynamiqConfigError, match="not a folder"):
         hook.download_artifact(artifact, tmp_path / "afile")
     assert fake_server.requests == []
+
+
+class MemoryStateStore:
+    """Stands in for Airflow's task state store, which keeps values across task tries."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def get(self, key: str, default: object = None) -> object:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: object) -> None:
+        self.values[key] = value
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+def test_retry_sends_no_second_email(dynamiq_conn, fake_server, smtp_sink, monkeypatch):
+    store = MemoryStateStore()
+
+    def broken_link_host(url):
+        raise RuntimeError("failure after the email was sent")
+
+    monkeypatch.setattr(connect_module, "link_host", broken_link_host)
+    with pytest.raises(RuntimeError):
+        send_link_operator().execute({"task_state_store": store})
+    monkeypatch.setattr(connect_module, "link_host", lambda url: "127.0.0.1")
+    fake_server.clear_requests()
+    result = send_link_operator().execute({"task_state_store": store})  # the retry, a new operator object
+    assert result["sent"] is True
+    assert result["unsatisfied"] == ["gmail_account"]
+    assert len(smtp_sink.wait_for_messages(1, timeout=10)) == 1
+    assert token_requests(fake_server) == []
+
+
+def test_retry_sends_when_first_was_not_sent(dynamiq_conn, fake_server, smtp_sink, monkeypatch):
+    store = MemoryStateStore()
+    working = dict(smtp_sink.connection_json())
+    set_connection(monkeypatch, "smtp_default", {**working, "port": 1})
+    with pytest.raises(DynamiqError, match="was not sent"):
+        send_link_operator().execute({"task_state_store": store})
+    assert store.values == {}
+    set_connection(monkeypatch, "smtp_default", working)
+    assert send_link_operator().execute({"task_state_store": store})["sent"] is True
+    assert len(smtp_sink.wait_for_messages(1, timeout=10)) == 1
