@@ -34,7 +34,7 @@ import httpx
 
 
 def measure(mode: str, users: int, concurrency: int) -> dict[str, Any]:
-    """Check ``users`` users in this process the way ``mode`` says; return the measurements."""
+    """Check ``users`` users in this process in the way ``mode`` names; return the measurements."""
     connection = json.loads(os.environ["AIRFLOW_CONN_DYNAMIQ_DEFAULT"])
     url = f"{connection['host']}/v1/requirements/status"
     headers = {"Authorization": f"Bearer {connection['password']}"}

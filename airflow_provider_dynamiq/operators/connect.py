@@ -99,9 +99,9 @@ class DynamiqSendConnectLinkOperator(BaseOperator):
     The operator checks the user's requirement status first. When the user is ready it sends
     nothing. Otherwise it creates a connect token and sends one email through the SMTP
     connection, listing each unmet requirement's title and description and when the link
-    expires. At most one email is sent per user and DAG run: the SMTP send is never repeated
-    within a try, and a retry of the task (or of one mapped index) finds the earlier try's record
-    in Airflow's task state store and sends nothing. A send that certainly failed (no connection,
+    expires. At most one email is sent per user and DAG run. The SMTP send is never repeated
+    within a try. A retry of the task (or of one mapped index) finds the earlier try's record in
+    Airflow's task state store and sends nothing. A send that certainly failed (no connection,
     rejected address) does not count, so a retry sends it.
 
     Returns ``{"user_id", "sent", "expires_at", "unsatisfied"}``, with requirement names only.

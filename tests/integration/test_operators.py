@@ -28,7 +28,7 @@ from airflow_provider_dynamiq.testing import (
     ArtifactSpec,
 )
 
-from support import set_connection
+from support import MemoryStateStore, set_connection
 
 RECIPIENT = "customer-7421@example.com"
 
@@ -344,21 +344,6 @@ def test_download_into_a_file_is_rejected(hook, fake_server, tmp_path):
         hook.download_artifact(artifact, tmp_path / "afile")
     assert fake_server.requests == []
 
-
-class MemoryStateStore:
-    """Stands in for Airflow's task state store, which keeps values across task tries."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, object] = {}
-
-    def get(self, key: str, default: object = None) -> object:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: object) -> None:
-        self.values[key] = value
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
 
 
 def test_retry_sends_no_second_email(dynamiq_conn, fake_server, smtp_sink, monkeypatch):

@@ -16,7 +16,7 @@ from airflow_provider_dynamiq.sensors.runs import DynamiqRunSensor
 from airflow_provider_dynamiq.testing import EXAMPLE_APP_ID, EXAMPLE_RUN_ID, EXAMPLE_USER_ID
 from airflow_provider_dynamiq.triggers.dynamiq import DynamiqRequirementsTrigger, DynamiqRunTrigger
 
-from support import FAST_RETRIES
+from support import FAST_RETRIES, MemoryStateStore
 
 
 class RecordingTaskInstance:
@@ -246,18 +246,6 @@ def test_run_sensor_rejects_bad_run_id(dynamiq_conn, fake_server, context):
 
 # -- fixes after a new-user trial -------------------------------------------------------
 
-
-class MemoryStateStore:
-    """Stands in for Airflow's task state store, which keeps values across task tries."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, object] = {}
-
-    def get(self, key: str, default: object = None) -> object:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: object) -> None:
-        self.values[key] = value
 
 
 def test_retry_resumes_the_run(dynamiq_conn, fake_server):
