@@ -9,7 +9,9 @@ File naming rule, applied to each artifact name the server sends:
 3. An empty result becomes ``artifact-<artifact id>``.
 4. When two artifacts of one run end up with the same name (compared without case, for
    case-insensitive file systems), the first in listing order keeps it and each later one gets
-   its artifact id before the extension: ``report-<artifact id>.pdf``.
+   its artifact id before the extension: ``report-<artifact id>.pdf``. A counter follows when
+   even that name is taken.
+5. Names are shortened to 200 bytes, suffixes included, keeping an extension of up to 16 bytes.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ if TYPE_CHECKING:
     from airflow_provider_dynamiq.models import Artifact
 
 _UNSAFE_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-# Most file systems accept names of up to 255 bytes; the rest is left for the temporary name's
-# prefix and suffix.
+# Most file systems accept names of up to 255 bytes. A final name stays within 200, suffixes
+# included, which leaves room for the temporary name's dot and ".<12 hex>.part" (19 bytes).
 _MAX_NAME_BYTES = 200
+# A longer "extension" is taken as part of the name, so shortening never eats the whole stem.
+_MAX_EXTENSION_BYTES = 16
 
 
 def safe_file_name(name: str, artifact_id: str) -> str:
@@ -41,10 +45,7 @@ def safe_file_name(name: str, artifact_id: str) -> str:
     cleaned = _UNSAFE_CHARACTERS.sub("", last_component).strip(" .")
     if not cleaned:
         return f"artifact-{artifact_id}"
-    while len(cleaned.encode("utf-8")) > _MAX_NAME_BYTES:
-        stem, dot, suffix = cleaned.rpartition(".")
-        cleaned = (stem[:-1] + dot + suffix) if dot and stem else cleaned[:-1]
-    return cleaned
+    return _with_suffix(cleaned, "")
 
 
 def plan_file_names(artifacts: Iterable[Artifact]) -> dict[str, str]:
@@ -52,13 +53,28 @@ def plan_file_names(artifacts: Iterable[Artifact]) -> dict[str, str]:
     names: dict[str, str] = {}
     taken: set[str] = set()
     for artifact in artifacts:
-        name = safe_file_name(artifact.name, artifact.id)
-        if name.lower() in taken:
-            stem, dot, suffix = name.rpartition(".")
-            name = f"{stem}-{artifact.id}.{suffix}" if dot and stem else f"{name}-{artifact.id}"
+        base = safe_file_name(artifact.name, artifact.id)
+        name = base
+        attempt = 0
+        # A server-chosen name can equal another artifact's disambiguated name, so every
+        # candidate is checked, not only the first.
+        while name.lower() in taken:
+            name = _with_suffix(base, f"-{artifact.id}" + (f"-{attempt}" if attempt else ""))
+            attempt += 1
         taken.add(name.lower())
         names[artifact.id] = name
     return names
+
+
+def _with_suffix(name: str, suffix: str) -> str:
+    """Insert ``suffix`` before the extension, shortening the stem to fit :data:`_MAX_NAME_BYTES`."""
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or len(extension.encode("utf-8")) > _MAX_EXTENSION_BYTES:
+        stem, extension = name, ""
+    tail = suffix + (f".{extension}" if extension else "")
+    budget = _MAX_NAME_BYTES - len(tail.encode("utf-8"))
+    shortened = stem.encode("utf-8")[:budget].decode("utf-8", errors="ignore").rstrip(" .")
+    return (shortened or "artifact") + tail
 
 
 class LocalFolder:
@@ -77,7 +93,10 @@ class LocalFolder:
     def existing_size(self, name: str) -> int | None:
         """Return the size of the file ``name`` in bytes, or ``None`` when there is none."""
         candidate = contained_path(self.path, name)
-        return candidate.stat().st_size if candidate.is_file() else None
+        # A symbolic link is never taken as the download: it is replaced, not followed.
+        if candidate.is_symlink() or not candidate.is_file():
+            return None
+        return candidate.stat().st_size
 
     def open_temporary(self, name: str) -> tuple[BinaryIO, Path]:
         """Create a hidden temporary file beside ``name``; return it open for writing, and its path."""
@@ -249,7 +268,8 @@ def select_artifacts(
 ) -> list[Artifact]:
     """Return the artifacts whose name matches ``name_pattern`` and whose MIME type is in ``mime_types``.
 
-    :param name_pattern: a shell-style pattern (``*.pdf``, ``report-??.csv``), matched with case.
+    :param name_pattern: a shell-style pattern (``*.pdf``, ``report-??.csv``), matched with case
+        against the name as the server sends it; empty or ``None`` selects every name.
     :param mime_types: exact types (``application/pdf``) or whole families (``image/*``).
     """
     wanted_types = [mime_type.lower() for mime_type in mime_types or []]
@@ -263,7 +283,7 @@ def select_artifacts(
     return [
         artifact
         for artifact in artifacts
-        if (name_pattern is None or fnmatch.fnmatchcase(artifact.name, name_pattern))
+        if (not name_pattern or fnmatch.fnmatchcase(artifact.name, name_pattern))
         and (not wanted_types or type_matches(artifact.mime_type))
     ]
 

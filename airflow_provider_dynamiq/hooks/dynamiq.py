@@ -493,7 +493,7 @@ class DynamiqHook(BaseHook):
                         if response.status_code in (403, 410):
                             advice = "The signed URL has expired or was rejected; list the run's artifacts again."
                         else:
-                            advice = f"Not retried: {decision.reason}."
+                            advice = _sentence(decision.reason)
                         raise DynamiqDownloadError(
                             f"Failed to {description}: storage host {storage_host} returned HTTP "
                             f"{response.status_code}. {advice}",
@@ -517,9 +517,10 @@ class DynamiqHook(BaseHook):
             except httpx.TransportError as error:
                 decision = self._retry_decision(attempt, "GET", storage_host, "/<signed URL>", idempotent=True, error=error)
                 if not decision.retry:
-                    raise DynamiqTransportError(
+                    raise DynamiqDownloadError(
                         f"Failed to {description} from storage host {storage_host}: "
-                        f"{type(error).__name__}; {decision.reason}."
+                        f"{type(error).__name__}; {decision.reason}. No file was written.",
+                        artifact_id=artifact.id,
                     ) from None
                 self._sleep(decision.wait)
 
@@ -670,8 +671,12 @@ def _transport_error(
 
 
 def _status_error(call: Call[Any], response: httpx.Response, decision: RetryDecision) -> DynamiqAPIError:
-    extra = f"Not retried: {decision.reason}." if response.status_code in RETRYABLE_STATUS_CODES else ""
+    extra = _sentence(decision.reason) if response.status_code in RETRYABLE_STATUS_CODES else ""
     return api_error(response, call.context, extra=extra)
+
+
+def _sentence(reason: str) -> str:
+    return reason[:1].upper() + reason[1:] + "."
 
 
 def user_agent() -> str:

@@ -217,3 +217,50 @@ def test_mime_types_must_be_a_list(dynamiq_conn, fake_server, tmp_path):
             task_id="dl", run_id=EXAMPLE_RUN_ID, destination=str(tmp_path), mime_types="image/png"
         ).execute({})
     assert fake_server.requests == []
+
+
+def test_disambiguated_name_never_collides(hook, fake_server, tmp_path):
+    run_id = fake_server.add_run(artifacts=[])
+    first = fake_server.add_artifact(run_id, ArtifactSpec("r.pdf", content=b"AAAA"))
+    second = fake_server.add_artifact(run_id, ArtifactSpec("r.pdf", content=b"BBBBBBBBBB"))
+    # A third artifact named like the second one's disambiguated name, listed after both.
+    third = fake_server.add_artifact(run_id, ArtifactSpec(f"r-{second}.pdf", content=b"C" * 18))
+    results = hook.download_run_artifacts(run_id, tmp_path)
+    contents = {item["id"]: Path(item["path"]).read_bytes() for item in results}
+    assert contents == {first: b"AAAA", second: b"BBBBBBBBBB", third: b"C" * 18}
+    assert len({item["path"] for item in results}) == 3
+
+
+def test_long_duplicate_names_fit(hook, fake_server, tmp_path):
+    run_id = fake_server.add_run(artifacts=[ArtifactSpec("L" * 300 + ".pdf", content=b"1"), ArtifactSpec("L" * 301 + ".pdf", content=b"2")])
+    results = hook.download_run_artifacts(run_id, tmp_path)
+    names = [Path(item["path"]).name for item in results]
+    assert len(set(names)) == 2
+    assert all(len(name.encode()) <= 200 for name in names)
+    assert all(name.endswith(".pdf") for name in names)
+
+
+def test_long_extension_does_not_hide_file(hook, fake_server, tmp_path):
+    run_id = fake_server.add_run(artifacts=[ArtifactSpec("ab." + "b" * 300, content=b"1")])
+    (item,) = hook.download_run_artifacts(run_id, tmp_path)
+    assert not Path(item["path"]).name.startswith(".")
+
+
+def test_symlink_in_destination_is_replaced(hook, fake_server, tmp_path):
+    outside = tmp_path / "outside.pdf"
+    outside.write_bytes(b"x" * 18231)
+    destination = tmp_path / "dest"
+    destination.mkdir()
+    (destination / "triage-summary.pdf").symlink_to(outside)
+    (item,) = hook.download_run_artifacts(EXAMPLE_RUN_ID, destination)
+    assert not Path(item["path"]).is_symlink()
+    assert outside.read_bytes() == b"x" * 18231
+    assert hashlib.sha256(Path(item["path"]).read_bytes()).hexdigest() == fake_server.artifact_sha256(EXAMPLE_ARTIFACT_ID)
+
+
+def test_reset_download_raises_download_error(hook, fake_server, tmp_path):
+    fake_server.add_fault(role="storage", reset=True, count=None)
+    with pytest.raises(DynamiqDownloadError) as raised:
+        hook.download_run_artifacts(EXAMPLE_RUN_ID, tmp_path)
+    assert raised.value.artifact_id == EXAMPLE_ARTIFACT_ID
+    assert raised.value.status_code is None

@@ -79,7 +79,7 @@ FAULTS = {
     "401": Fault({"status": 401, "count": None}, DynamiqAuthenticationError, DynamiqDownloadError),
     "403": Fault({"status": 403, "count": None}, DynamiqPermissionError, DynamiqDownloadError),
     "404": Fault({"status": 404, "count": None}, DynamiqNotFoundError, DynamiqDownloadError),
-    "reset always": Fault({"reset": True, "count": None}, DynamiqTransportError, DynamiqTransportError),
+    "reset always": Fault({"reset": True, "count": None}, DynamiqTransportError, DynamiqDownloadError),
     "truncated always": Fault({"truncate": True, "count": None}, DynamiqError, DynamiqError),
 }
 

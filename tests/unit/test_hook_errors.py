@@ -125,7 +125,7 @@ def test_429_exhausted_raises_rate_limit(make_hook):
         make_hook(handler).get_requirements_status("customer-7421")
     assert len(calls) == FAST_RETRIES.max_retries + 1
     assert raised.value.retryable
-    assert "gave up after 4 attempts" in str(raised.value)
+    assert "Gave up after 4 attempts." in str(raised.value)
 
 
 def test_long_retry_after_fails_at_once(make_hook):
