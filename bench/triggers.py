@@ -65,7 +65,7 @@ def run_mode(mode: str, count: int, interval: float, polls: int, aligned: bool =
     :param aligned: make every trigger's first poll due exactly one interval after its start, the
         worst case the triggers' random first-poll offset exists to avoid.
     """
-    from airflow_provider_dynamiq.hooks.dynamiq import DynamiqHook
+    from airflow_provider_dynamiq.hooks.dynamiq import MAX_POOL_CONNECTIONS, DynamiqHook
     from airflow_provider_dynamiq.triggers import dynamiq as triggers
 
     due_by_task: dict[int, float] = {}
@@ -101,7 +101,8 @@ def run_mode(mode: str, count: int, interval: float, polls: int, aligned: bool =
 
         @contextlib.asynccontextmanager
         async def own_hook(conn_id: str):
-            hook = DynamiqHook(dynamiq_conn_id=conn_id)
+            # One pool, so each trigger has exactly one client of its own.
+            hook = DynamiqHook(dynamiq_conn_id=conn_id, max_concurrency=MAX_POOL_CONNECTIONS)
             try:
                 yield hook
             finally:

@@ -52,8 +52,8 @@ install_query_string_redaction()
 ResultT = TypeVar("ResultT")
 #: Default maximum of async requests in flight at once through one hook.
 DEFAULT_MAX_CONCURRENCY = 20
-#: Idle connections the async client keeps open at most; see aclient() for the measurement.
-MAX_KEEPALIVE_CONNECTIONS = 10
+#: Connections of one async client's pool; see DynamiqHook._apools for the measurement.
+MAX_POOL_CONNECTIONS = 10
 #: Pages read at most from one listing, against a server whose pagination never ends.
 MAX_PAGES = 10_000
 #: User id whose requirement status ``test_connection`` requests. Any valid id works.
@@ -79,7 +79,7 @@ class DynamiqHook(BaseHook):
     :param retry_policy: the whole retry policy, for callers that need other waits; its
         ``max_retries`` wins over the two above.
     :param max_concurrency: async requests in flight at once through this hook (default 20);
-        the rest wait their turn. The async client keeps as many pooled connections.
+        the rest wait their turn. They are spread over async clients of at most 10 connections.
 
     .. seealso:: The "Connection" and "Retries, timeouts and errors" sections of the README.
     """
@@ -108,9 +108,9 @@ class DynamiqHook(BaseHook):
         self._retry_policy = retry_policy
         self._settings: ConnectionSettings | None = None
         self._client: httpx.Client | None = None
-        self._async_client: httpx.AsyncClient | None = None
+        self._async_pools: list[tuple[httpx.AsyncClient, asyncio.Semaphore]] = []
+        self._next_pool = 0
         self._lock: asyncio.Lock | None = None
-        self._slots: asyncio.Semaphore | None = None
         # Replaced in tests that must not wait.
         self._sleep = time.sleep
 
@@ -162,20 +162,36 @@ class DynamiqHook(BaseHook):
         return self._client
 
     async def aclient(self) -> httpx.AsyncClient:
-        """Return the hook's async HTTP client, created on first use in the running event loop."""
-        if self._async_client is None or self._async_client.is_closed:
+        """Return the hook's first async HTTP client, created on first use in the running event loop."""
+        return (await self._apools())[0][0]
+
+    async def _apools(self) -> list[tuple[httpx.AsyncClient, asyncio.Semaphore]]:
+        """Return the async clients, each with the semaphore that bounds its requests in flight.
+
+        httpcore checks every pooled connection on each request, so one pool of 50 connections
+        was seven times as slow as five pools of 10 in bench/bulk.py (2,000 checks at 50 in
+        flight: 11.8 s against 1.6 s). A pool that keeps fewer idle connections than it has in
+        flight reconnects for most requests. Each client therefore has at most
+        :data:`MAX_POOL_CONNECTIONS` connections, all kept alive, and enough clients are made to
+        reach ``max_concurrency``.
+        """
+        if not self._async_pools or self._async_pools[0][0].is_closed:
             settings = await self.asettings()
-            # No await between the check and the assignment, so concurrent callers get one client.
-            if self._async_client is None or self._async_client.is_closed:
-                # Few idle connections on purpose: httpcore checks every idle connection on each
-                # request, so bench/bulk.py measured 50 kept-alive connections five times as slow,
-                # in CPU, as 10 (2,000 checks at 50 in flight: 11.8 s against 2.6 s).
-                limits = httpx.Limits(
-                    max_connections=max(100, self.max_concurrency),
-                    max_keepalive_connections=min(self.max_concurrency, MAX_KEEPALIVE_CONNECTIONS),
-                )
-                self._async_client = httpx.AsyncClient(limits=limits, **self._client_options(settings))
-        return self._async_client
+            # No await between the check and the assignment, so concurrent callers share the pools.
+            if not self._async_pools or self._async_pools[0][0].is_closed:
+                count = -(-self.max_concurrency // MAX_POOL_CONNECTIONS)
+                sizes = [self.max_concurrency // count + (1 if index < self.max_concurrency % count else 0) for index in range(count)]
+                self._async_pools = [
+                    (
+                        httpx.AsyncClient(
+                            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+                            **self._client_options(settings),
+                        ),
+                        asyncio.Semaphore(size),
+                    )
+                    for size in sizes
+                ]
+        return self._async_pools
 
     def close(self) -> None:
         """Close the sync HTTP client and its pooled connections."""
@@ -186,9 +202,9 @@ class DynamiqHook(BaseHook):
     async def aclose(self) -> None:
         """Close both HTTP clients."""
         self.close()
-        if self._async_client is not None:
-            await self._async_client.aclose()
-            self._async_client = None
+        pools, self._async_pools = self._async_pools, []
+        for client, _ in pools:
+            await client.aclose()
 
     def __enter__(self) -> DynamiqHook:
         return self
@@ -571,9 +587,10 @@ class DynamiqHook(BaseHook):
     async def _asend(self, call: Call[ResultT]) -> ResultT:
         """Async version of :meth:`_send`: the same policy, with ``asyncio.sleep`` between attempts."""
         settings = await self.asettings()
-        client = await self.aclient()
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.max_concurrency)
+        pools = await self._apools()
+        # Round robin over the pools; each request then waits for a free slot in its own pool.
+        client, slots = pools[self._next_pool % len(pools)]
+        self._next_pool += 1
         url, headers, host = self._target(settings, call)
         attempt = 0
         while True:
@@ -581,7 +598,7 @@ class DynamiqHook(BaseHook):
             try:
                 # Waiting on the semaphore is cheap. httpcore's pool rescans its whole queue on
                 # every change, so a thousand requests queued inside it cost quadratic time.
-                async with self._slots:
+                async with slots:
                     response = await client.request(
                         call.method, url, params=call.params, json=call.json, headers=headers
                     )
