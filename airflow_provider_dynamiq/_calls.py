@@ -8,6 +8,7 @@ success response into a model. The hook sends it with ``httpx.Client`` or
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
@@ -157,7 +158,8 @@ def create_run_call(
     if session_id is not None:
         body["session_id"] = require_uuid(session_id, "session_id")
     try:
-        httpx.Request("POST", "http://check.invalid", json=body)
+        # The same check httpx makes when it encodes the body: NaN and infinity are rejected too.
+        json.dumps(body, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise DynamiqConfigError(f"input is not JSON-serialisable: {error}.") from None
     description = "create a run" + (f" for user {user_id!r}" if user_id else "")

@@ -3,7 +3,7 @@
 httpx logs every request URL at INFO ("HTTP Request: GET https://...") and httpcore logs
 response headers at DEBUG. Signed download URLs carry their signature in the query string, and
 a redirect's ``Location`` header can carry one too, so a filter on those loggers replaces every
-query string in their messages with ``?<redacted>`` before any handler sees it.
+query string in their messages with ``?<redacted>`` before any handler receives it.
 """
 
 from __future__ import annotations

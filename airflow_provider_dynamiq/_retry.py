@@ -18,7 +18,7 @@ import random
 import ssl
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import timezone
 from email.utils import parsedate_to_datetime
 
 import httpx
@@ -148,7 +148,3 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return None
     return seconds
 
-
-def utc_now() -> datetime:
-    """Return the current time as an aware UTC datetime."""
-    return datetime.now(timezone.utc)

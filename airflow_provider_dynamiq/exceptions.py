@@ -1,7 +1,7 @@
 """Errors raised by the Dynamiq provider.
 
 Every failure raised to a task is a :class:`DynamiqError`, never a raw ``httpx``, ``json`` or
-``pydantic`` exception. Messages name the operation and the id involved and say what to do;
+``pydantic`` exception. Messages name the operation and the id involved and state what to do;
 they never contain an Access Key, a management token, a connect token or link, or a signed
 download URL.
 """

@@ -25,8 +25,8 @@ class DynamiqRequirementsStatusOperator(BaseOperator):
 
     All checks share one async HTTP client with at most ``max_concurrency`` requests in flight
     and the provider's retry policy. Each id is checked once, however often it appears. A user
-    whose check fails after retries is reported with an ``"error"``; the task fails only when the
-    share of failed users is above ``max_failure_ratio``, and then names every failed id.
+    whose check fails after retries is reported with an ``"error"``. The task fails only when the
+    share of failed users is above ``max_failure_ratio``, and its message then names every failed id.
 
     Returns one ``{"user_id", "ready", "status", "unsatisfied"}`` per input id, in input order,
     where ``unsatisfied`` lists ``{"id", "name", "type", "title", "description"}``. A failed

@@ -25,7 +25,7 @@ class DynamiqRequirementsSensor(DynamiqSensorBase):
 
     For waits of hours or days, use ``deferrable=True``: the sensor checks once, and when the
     user is not ready it hands the wait to :class:`DynamiqRequirementsTrigger` in the
-    triggerer and holds no worker slot. ``mode="reschedule"`` also frees the slot, at the
+    triggerer and frees its worker slot. ``mode="reschedule"`` also frees the slot, at the
     cost of starting a task process for each check.
 
     Returns ``{"user_id": ..., "ready": True, "status": ...}`` to XCom when the user is ready.

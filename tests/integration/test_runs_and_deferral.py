@@ -163,7 +163,14 @@ def test_run_creation_retried_when_never_sent(monkeypatch, fake_server, context)
 
 
 def test_run_operator_rejects_bad_input(dynamiq_conn, fake_server, context):
-    for kwargs in ({"input": "text"}, {"input": {}, "session_id": "not-a-uuid"}, {"input": {}, "user_id": "None"}):
+    bad_inputs = (
+        {"input": "text"},
+        {"input": {"x": float("nan")}},
+        {"input": {"when": object()}},
+        {"input": {}, "session_id": "not-a-uuid"},
+        {"input": {}, "user_id": "None"},
+    )
+    for kwargs in bad_inputs:
         with pytest.raises(DynamiqConfigError):
             DynamiqCreateRunOperator(task_id="run", **kwargs).execute(context)
     with pytest.raises(DynamiqConfigError, match="on_awaiting_input"):
